@@ -1,0 +1,1 @@
+"""mirstd.classical"""
