@@ -12,6 +12,12 @@ import yaml
 
 
 def parse_value(text: str) -> Any:
+    # PyYAML (YAML 1.1) reads "1e-3" as a string; numbers are tried first for that reason.
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
