@@ -259,4 +259,6 @@ def read_native(root: str | Path) -> SequenceDataset:
                 raise ValueError(f"{p}:{lineno}: split names unknown sequence {ln!r}")
         splits[split] = [ln for ln in lines if ln]
     norm = tuple(idx["norm"]) if idx.get("norm") else None
-    return SequenceDataset(seqs, splits, idx.get("name", root.name), root, "native", norm, idx.get("meta") or {})
+    return SequenceDataset(
+        seqs, splits, idx.get("name", root.name), root, "native", norm, idx.get("meta") or {}
+    )

@@ -12,7 +12,8 @@ Conventions (see docs/data.md):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence as _Seq
+from collections.abc import Callable, Iterator
+from collections.abc import Sequence as _Seq
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,9 @@ class Sequence:
         if self.masks is not None and len(self.masks) != len(self.frames):
             raise ValueError(f"sequence {self.name!r}: {len(self.frames)} frames but {len(self.masks)} masks")
         if self.frame_ids is None:
-            self.frame_ids = [Path(f).stem if isinstance(f, (str, Path)) else str(i) for i, f in enumerate(self.frames)]
+            self.frame_ids = [
+                Path(f).stem if isinstance(f, (str, Path)) else str(i) for i, f in enumerate(self.frames)
+            ]
 
     def __len__(self) -> int:
         return len(self.frames)

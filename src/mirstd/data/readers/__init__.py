@@ -1,0 +1,107 @@
+"""Dataset readers, one module per on-disk family (docs/data.md), selected by name or detected.
+
+Each reader module defines ``NAME``, ``detect(path) -> bool`` and
+``read(path, collector, **opts) -> SequenceDataset``; optionally ``verify(dataset) -> list[Finding]``
+(slow cross-checks run by ``mirstd data check``) and ``ALIASES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mirstd.data.findings import Collector, DataError
+from mirstd.data.sequence import SequenceDataset
+
+# Detection order matters: the most specific layouts first.
+_MODULES = ["native", "tensoristd", "nudt_mirsdt", "sirst", "uestc", "coco", "mist", "basicirstd"]
+
+
+def _modules() -> list[ModuleType]:
+    return [importlib.import_module(f"mirstd.data.readers.{m}") for m in _MODULES]
+
+
+def reader_names() -> dict[str, tuple[ModuleType, dict[str, Any]]]:
+    """format name -> (module, fixed options). Aliases include the spec's §12 names."""
+    out: dict[str, tuple[ModuleType, dict[str, Any]]] = {}
+    for mod in _modules():
+        for name, fixed in getattr(mod, "FORMATS", {mod.NAME: {}}).items():
+            out[name] = (mod, fixed)
+    return out
+
+
+def detect_format(path: str | Path) -> str:
+    """Name of the first reader whose ``detect`` accepts ``path``; ValueError listing formats if none."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    for mod in _modules():
+        fmt = mod.detect(path)
+        if fmt:
+            return fmt if isinstance(fmt, str) else mod.NAME
+    raise ValueError(
+        f"{path}: cannot tell the dataset format; pass format=<name> (one of: {', '.join(sorted(reader_names()))})"
+    )
+
+
+def load_dataset(path: str | Path, format: str = "auto", strict: bool = True, **opts: Any) -> SequenceDataset:
+    """Read a dataset of any supported layout as a :class:`SequenceDataset` (frames stay on disk).
+
+    ``path`` may be ``"synth:<preset>"``: rendered in memory by ``mirstd.synth.load_synth(preset, **opts)``.
+    ``format="auto"`` detects the layout. With ``strict=True`` any error-level finding (missing frame,
+    label for a frame that does not exist, split line naming a missing file, ...) raises
+    :class:`~mirstd.data.findings.DataError` naming the files; ``strict=False`` skips those items and keeps
+    the findings in ``dataset.findings`` (what ``mirstd data check`` reports).
+    """
+    if isinstance(path, str) and path.startswith("synth:"):
+        return _load_synth(path[len("synth:") :], **opts)
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    fmt = detect_format(path) if format in (None, "auto") else format
+    names = reader_names()
+    if fmt not in names:
+        raise ValueError(f"unknown dataset format {fmt!r}; valid: auto, {', '.join(sorted(names))}")
+    mod, fixed = names[fmt]
+    params = inspect.signature(mod.read).parameters
+    unknown = [k for k in opts if k not in params]
+    if unknown:
+        valid = [k for k in params if k not in ("path", "col")]
+        raise ValueError(f"format {fmt!r} does not take option(s) {unknown}; valid: {valid}")
+    col = Collector()
+    ds = mod.read(path, col, **{**fixed, **opts})
+    ds.findings.extend(col.items)
+    ds.format = fmt
+    errors = [f for f in ds.findings if f.severity == "error"]
+    if strict and errors:
+        raise DataError(errors, path)
+    if not ds.sequences:
+        raise DataError([*errors, _no_seq(path)], path)
+    return ds
+
+
+def _no_seq(path: Path):
+    from mirstd.data.findings import Finding
+
+    return Finding(str(path), "dataset is empty (no sequences with frames)", kind="empty_dataset")
+
+
+def verify(ds: SequenceDataset) -> list:
+    """Format-specific slow cross-checks (e.g. SIRST XML boxes vs masks)."""
+    mod = reader_names().get(ds.format, (None, {}))[0]
+    fn = getattr(mod, "verify", None)
+    return list(fn(ds)) if fn else []
+
+
+def _load_synth(preset: str, **opts: Any) -> SequenceDataset:
+    try:
+        from mirstd.synth import load_synth
+    except ImportError as e:
+        raise ImportError(
+            f"synth:{preset}: mirstd.synth.load_synth is not available ({e}); "
+            "the synthetic engine is needed for synth: datasets"
+        ) from e
+    return load_synth(preset, **opts)
