@@ -13,6 +13,9 @@ def test_airground_info_and_key_point(airground, capsys):
     from mirstd.data.cli import main
 
     assert main(["info", str(airground)]) == 0
+    text = capsys.readouterr().out
+    assert "sequences:               8" in text and "256x256:                 800" in text
+    assert main(["info", str(airground), "json=true"]) == 0
     out = capsys.readouterr().out
     assert '"sequences": 8' in out and '"frames": 800' in out and '"256x256": 800' in out
     assert '"mean": 1.0' in out and '"min": 1' in out and '"max": 1' in out

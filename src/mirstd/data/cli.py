@@ -1,6 +1,6 @@
 """``mirstd data info|check|convert`` — inspect, validate and convert datasets.
 
-mirstd data info PATH [format=auto] [key=value reader options]
+mirstd data info PATH [format=auto] [json=true] [key=value reader options]
 mirstd data check PATH [format=auto]            exit 1 when any error is found
 mirstd data convert SRC DST [format=native|coco] [split=NAME] [src_format=auto] [point_box=8]
 """
@@ -29,15 +29,32 @@ def cmd_info(argv: list[str]) -> int:
 
     (path,), kw = _args(argv, 1)
     fmt, scr_frames = kw.pop("format", "auto"), int(kw.pop("scr_frames", 200))
+    as_json = bool(kw.pop("json", False))
     ds = load_dataset(path, format=fmt, strict=False, **kw)
     info = dataset_info(ds, scr_frames=scr_frames, progress=sys.stderr.isatty())
-    print(json.dumps(info, indent=1))
+    print(json.dumps(info, indent=1) if as_json else format_info(info))
     if ds.findings:
         print(
             f"note: the reader skipped or flagged {len(ds.findings)} item(s); run `mirstd data check {path}`",
             file=sys.stderr,
         )
     return 0
+
+
+def format_info(info: dict, indent: str = "  ") -> str:
+    """Human-readable rendering of ``dataset_info`` (``json=true`` prints the raw dict)."""
+    lines = []
+
+    def walk(d: dict, depth: int) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                lines.append(f"{indent * depth}{k}:")
+                walk(v, depth + 1)
+            else:
+                lines.append(f"{indent * depth}{k + ':':<24} {v}")
+
+    walk(info, 0)
+    return "\n".join(lines)
 
 
 def cmd_check(argv: list[str]) -> int:
