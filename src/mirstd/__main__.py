@@ -1,0 +1,5 @@
+import sys
+
+from mirstd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,131 @@
+"""Training data: seeded, shardable, resumable batch order, and the bridge to ``mirstd.data``.
+
+The order of epoch ``e`` is ``randperm(N)`` drawn from a generator seeded with ``(seed, e)``; global
+batch ``k`` is ``perm[k·B:(k+1)·B]`` and DDP rank ``r`` of ``W`` takes the ``r``-th slice of ``B/W``
+samples. So a run on W processes sees the same global batches as one process, and a resumed run
+skips the batches already consumed in its epoch without drawing them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> list[int]:
+    g = torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
+    return torch.randperm(n, generator=g).tolist()
+
+
+class SeededBatchSampler:
+    """Batches of ``(epoch, index)`` pairs for one rank; ``set_epoch(e, skip=k)`` drops the first k batches."""
+
+    def __init__(self, n: int, global_batch: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        if global_batch % world:
+            raise ValueError(f"batch={global_batch} is not divisible by the {world} DDP processes")
+        if n < global_batch:
+            raise ValueError(f"the training split has {n} samples, fewer than batch={global_batch}")
+        self.n, self.batch, self.seed, self.rank, self.world = n, global_batch, seed, rank, world
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = int(epoch), int(skip)
+
+    def __len__(self) -> int:
+        return self.n // self.batch - self.skip  # drop_last keeps every global batch full
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        perm = epoch_permutation(self.n, self.seed, self.epoch)
+        local = self.batch // self.world
+        for k in range(self.skip, self.n // self.batch):
+            start = k * self.batch + self.rank * local
+            yield [(self.epoch, i) for i in perm[start : start + local]]
+
+
+class SeededSamples(Dataset):
+    """Runs ``dataset[i]`` with torch/numpy/python RNGs seeded from ``(seed, epoch, i)``.
+
+    Random augmentations then depend only on the sample, not on worker count or on where a run was
+    resumed; the caller's RNG states are restored afterwards so training randomness is untouched.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed = dataset, int(seed)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, i = key
+        s = (self.seed * 1_000_003 + epoch * 10_007 + int(i)) % (2**31)
+        states = torch.get_rng_state(), np.random.get_state(), random.getstate()
+        torch.manual_seed(s), np.random.seed(s), random.seed(s)
+        if hasattr(self.dataset, "set_epoch"):  # ClipDataset seeds its own augmentation per (seed, epoch, i)
+            self.dataset.set_epoch(epoch)
+        try:
+            return self.dataset[i]
+        finally:
+            torch.set_rng_state(states[0]), np.random.set_state(states[1]), random.setstate(states[2])
+
+
+def default_collate_clips(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The contract's ``collate_clips`` (from ``mirstd.data.clips`` when present)."""
+    try:
+        from mirstd.data.clips import collate_clips
+
+        return collate_clips(samples)
+    except ImportError:
+        return _collate(samples)
+
+
+def _collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    # Stand-in for mirstd.data.clips.collate_clips with the same contract.
+    out: dict[str, Any] = {
+        "clip": torch.stack([s["clip"] for s in samples]),
+        "mask": torch.stack([s["mask"] for s in samples]),
+        "has_mask": torch.tensor([bool(s["has_mask"]) for s in samples]),
+    }
+    for k in ("boxes", "points", "meta"):
+        out[k] = [s[k] for s in samples]
+    return out
+
+
+def load_sequences(data: Any, split: str) -> tuple[list[Any], Any]:
+    """``(sequences of split, dataset)`` from a path / ``synth:<preset>`` / ``SequenceDataset``."""
+    from mirstd.data.sequence import SequenceDataset
+
+    if isinstance(data, SequenceDataset):
+        ds = data
+    else:
+        from mirstd.data import load_dataset  # lazy: mirstd.data readers
+
+        ds = load_dataset(str(data))
+    return ds.split(split), ds
+
+
+def clip_dataset(sequences: list[Any], cfg: dict[str, Any], channels: int, train: bool) -> Dataset:
+    """``mirstd.data.clips.ClipDataset`` for training (random crops of ``imgsz``) or evaluation (full frames)."""
+    from mirstd.data.clips import ClipDataset  # lazy: mirstd.data clip pipeline
+
+    crop = cfg.get("imgsz") if train else None
+    if isinstance(crop, (list, tuple)):
+        crop = int(crop[0])
+    return ClipDataset(
+        sequences,
+        num_frames=int(cfg["frames"]),
+        pad=str(cfg["pad"]),
+        channels=channels,
+        crop=int(crop) if crop else None,
+        train=train,
+        flip=bool(cfg.get("flip", True)),
+        rotate_deg=float(cfg.get("rotate_deg") or 0.0),
+        mask_from=cfg.get("mask_from"),
+        mask_radius=int(cfg.get("mask_radius") or 0),
+        point_box=cfg.get("point_box"),
+        seed=int(cfg.get("seed") or 0),
+    )

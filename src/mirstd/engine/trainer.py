@@ -1,0 +1,424 @@
+"""One training loop for every model (segment and detect), single process or DDP via torchrun.
+
+``train(**cfg) -> run_dir``. Segment models are trained with the configured loss on their logits;
+detect models return ``(total, parts)`` from ``model.loss(raw_output, batch)`` (docs/design.md).
+Exact resume: a checkpoint holds model, EMA, optimiser, scheduler, AMP scaler, step and RNG states,
+and the data order depends only on ``(seed, epoch)`` (see :mod:`mirstd.engine.data`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+
+from mirstd.engine import checkpoint as ckpt_mod
+from mirstd.engine.config import build_config
+from mirstd.engine.data import (
+    SeededBatchSampler,
+    SeededSamples,
+    clip_dataset,
+    default_collate_clips,
+    load_sequences,
+)
+from mirstd.engine.losses import build_loss
+from mirstd.engine.optim import ModelEMA, StepSchedule, build_optimizer
+from mirstd.engine.rundir import (
+    env_info,
+    increment_dir,
+    plot_results,
+    read_results_csv,
+    write_results_csv,
+    write_yaml,
+)
+
+DEFAULT_METRIC = {"segment": "iou", "detect": "ap50"}
+
+
+# ----------------------------------------------------------------------------------------- setup
+def _dist_env() -> tuple[int, int, int]:
+    return (
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+def _init_dist(world: int) -> bool:
+    """Start the process group under torchrun (gloo on CPU, nccl on GPU). True when this call started it."""
+    if world <= 1 or dist.is_initialized():
+        return False
+    dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return True
+
+
+def _device(cfg: dict[str, Any], local_rank: int) -> torch.device:
+    want = cfg.get("device")
+    if want in (None, "", "auto"):
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(str(want))
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", local_rank)
+    return dev
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def _resume_path(resume: Any, cfg: dict[str, Any]) -> Path:
+    if isinstance(resume, (str, Path)) and str(resume).lower() not in ("true", "1", "yes"):
+        return Path(resume)
+    task_dirs = [d for d in Path(cfg.get("project") or "runs").glob("*") if d.is_dir()]
+    if cfg.get("name"):
+        cands = [d / str(cfg["name"]) / "weights" / "last.pt" for d in task_dirs]
+        cands = [c for c in cands if c.is_file()]
+    else:
+        cands = sorted(
+            (p for d in task_dirs for p in d.glob("*/weights/last.pt")), key=lambda p: p.stat().st_mtime
+        )
+    if not cands:
+        raise FileNotFoundError(
+            f"resume=true: no weights/last.pt under {cfg.get('project') or 'runs'}/<task>/{cfg.get('name') or '*'}"
+        )
+    return cands[-1]
+
+
+# ----------------------------------------------------------------------------------------- data
+def _datasets(
+    cfg: dict[str, Any], channels: int, train_data: Dataset | None, val_data: Dataset | None
+) -> tuple[Dataset, Dataset | None, dict[str, list[str]]]:
+    if str(cfg["val_split"]).lower().startswith("test"):
+        raise ValueError(
+            f"val_split={cfg['val_split']!r}: the test split must not be used for model selection; "
+            "use a validation split (val_split=val) and score the test split afterwards with `mirstd val split=test`"
+        )
+    splits: dict[str, list[str]] = {}
+    if train_data is None:
+        seqs, ds = load_sequences(cfg["data"], cfg["train_split"])
+        splits[cfg["train_split"]] = [s.name for s in seqs]
+        train_data = clip_dataset(seqs, cfg, channels, train=True)
+        if val_data is None and cfg["val_every"] != 0:
+            vseqs, _ = load_sequences(ds, cfg["val_split"])
+            splits[cfg["val_split"]] = [s.name for s in vseqs]
+            val_data = clip_dataset(vseqs, cfg, channels, train=False)
+    return train_data, val_data, splits
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = v.to(device, non_blocking=True)
+        elif isinstance(v, list) and v and isinstance(v[0], torch.Tensor):
+            out[k] = [t.to(device, non_blocking=True) for t in v]
+        else:
+            out[k] = v
+    return out
+
+
+# ----------------------------------------------------------------------------------------- trainer
+class Trainer:
+    """State and steps of one run; :func:`train` is the entry point."""
+
+    def __init__(
+        self,
+        cfg: dict[str, Any],
+        resume_from: dict[str, Any] | None,
+        run_dir: Path | None,
+        train_data: Dataset | None,
+        val_data: Dataset | None,
+    ) -> None:
+        from mirstd.models import create  # lazy: the registry imports every model family
+
+        self.rank, self.world, local = _dist_env()
+        self.own_pg = _init_dist(self.world)
+        self.cfg, self.device = cfg, _device(cfg, local)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        seed_everything(int(cfg["seed"]), bool(cfg["deterministic"]))
+        self.model: nn.Module = create(cfg["model"], **(cfg.get("model_args") or {})).to(self.device)
+        self.task = str(getattr(self.model, "task", "segment"))
+        self.metric = str(cfg.get("metric") or DEFAULT_METRIC.get(self.task, "iou"))
+        self.run_dir = self._run_dir(run_dir)
+        workers = 0 if cfg["deterministic"] else int(cfg["workers"])
+        train_ds, self.val_ds, self.splits = _datasets(
+            cfg, int(getattr(self.model, "in_channels", 1)), train_data, val_data
+        )
+        self.sampler = SeededBatchSampler(
+            len(train_ds), int(cfg["batch"]), int(cfg["seed"]), self.rank, self.world
+        )
+        self.loader = DataLoader(
+            SeededSamples(train_ds, int(cfg["seed"])),
+            batch_sampler=self.sampler,
+            collate_fn=default_collate_clips,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            # own generator: creating an iterator must not draw from the global
+            # RNG, or a mid-epoch resume would shift it (samples are seeded anyway)
+            generator=torch.Generator().manual_seed(int(cfg["seed"])),
+        )
+        self._lengths(len(train_ds) // int(cfg["batch"]))
+        if cfg.get("sync_bn") and self.world > 1:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = StepSchedule(self.optimizer, cfg, self.total, self.spe)
+        self.ema = ModelEMA(self.model, cfg["ema_decay"], cfg["ema_tau"]) if cfg.get("ema") else None
+        self.amp = bool(cfg["amp"]) and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.loss_fn = (
+            build_loss(cfg["loss"], **(cfg.get("loss_args") or {})) if self.task == "segment" else None
+        )
+        self.step, self.best, self.rows = 0, None, []
+        if resume_from is not None:
+            self._load(resume_from)
+        self.ddp = (
+            nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.device.type == "cuda" else None
+            )
+            if self.world > 1
+            else self.model
+        )
+
+    # -- bookkeeping
+    def _lengths(self, spe: int) -> None:
+        cfg = self.cfg
+        self.spe = spe
+        self.total = int(cfg["steps"]) if cfg.get("steps") else int(cfg["epochs"]) * spe
+        if self.total <= 0:
+            raise ValueError(f"training length is zero: steps={cfg.get('steps')} epochs={cfg.get('epochs')}")
+        self.val_every = spe if cfg.get("val_every") is None else int(cfg["val_every"])
+        if self.val_ds is None:
+            self.val_every = 0
+        self.save_every = int(cfg.get("save_every") or self.val_every or spe)
+
+    def _run_dir(self, run_dir: Path | None) -> Path:
+        if run_dir is None:
+            parent = Path(self.cfg.get("project") or "runs") / self.task
+            run_dir = (
+                increment_dir(parent, self.cfg.get("name"), bool(self.cfg.get("exist_ok")))
+                if self.rank == 0
+                else None
+            )
+            if self.world > 1:  # every rank writes nothing, but all agree on the folder
+                obj = [str(run_dir) if run_dir else None]
+                dist.broadcast_object_list(obj, src=0)
+                run_dir = Path(obj[0])
+        return Path(run_dir)
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.amp else None,
+            "step": self.step,
+            "epoch": self.step // self.spe,
+            "batch_in_epoch": self.step % self.spe,
+            "rng": ckpt_mod.rng_state(),
+            "config": self.cfg,
+            "model_name": self.cfg["model"],
+            "model_args": dict(self.cfg.get("model_args") or {}),
+            "best_metric": self.best,
+            "metric": self.metric,
+        }
+
+    def _load(self, ck: dict[str, Any]) -> None:
+        self.model.load_state_dict(ck["model"])
+        if self.ema and ck.get("ema"):
+            self.ema.load_state_dict(ck["ema"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        if self.amp and ck.get("scaler"):
+            self.scaler.load_state_dict(ck["scaler"])
+        self.step, self.best = int(ck["step"]), ck.get("best_metric")
+        ckpt_mod.set_rng_state(ck["rng"])
+        self.rows = read_results_csv(self.run_dir / "results.csv", self.step)
+
+    # -- one optimiser step
+    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            raw = self.ddp(batch["clip"])
+            if self.task == "segment":
+                loss = self.loss_fn(raw.float(), batch["mask"])
+                return loss, {"loss": loss.detach()}
+            total, parts = self.model.loss(raw, batch)
+        parts = {
+            k: (v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v)))
+            for k, v in parts.items()
+        }
+        return total, {"loss": total.detach(), **parts}
+
+    def _update(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        self.ddp.train()
+        loss, parts = self._loss(_to_device(batch, self.device))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"step {self.step + 1}: loss is {loss.item()} (lower lr=, or amp=false)")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if float(self.cfg["clip_grad"]) > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), float(self.cfg["clip_grad"]))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema:
+            self.ema.update(self.model)
+        return parts
+
+    # -- validation, logging, checkpoints
+    def _mean_parts(self, sums: dict[str, float], n: int) -> dict[str, float]:
+        keys = sorted(sums)
+        t = torch.tensor([sums[k] for k in keys] + [float(n)], dtype=torch.float64)
+        if self.world > 1:  # loss means over all processes
+            t = t.to(self.device)
+            dist.all_reduce(t)
+            t = t.cpu()
+        return {k: float(t[i] / max(t[-1], 1)) for i, k in enumerate(keys)}
+
+    def _validate(self) -> dict[str, float]:
+        from mirstd.engine.validation import evaluate, flat_numbers, pick_metric
+
+        model = self.ema.module if self.ema else self.model
+        res = flat_numbers(evaluate(model, self.val_ds, self.device, progress=bool(self.cfg["progress"])))
+        value = pick_metric(res, self.metric)
+        better = self.best is None or (
+            value > self.best if self.cfg["metric_mode"] == "max" else value < self.best
+        )
+        res["_better"], res["_value"] = float(better), value
+        return res
+
+    def _log_point(self, sums: dict[str, float], n: int, t0: float, validate: bool) -> None:
+        losses = self._mean_parts(sums, n)
+        metrics: dict[str, float] = {}
+        if validate and self.rank == 0:
+            metrics = self._validate()
+        improved = bool(metrics.pop("_better", 0.0))
+        if improved:
+            self.best = metrics.pop("_value")
+        metrics.pop("_value", None)
+        if self.rank == 0:
+            row = {
+                "step": self.step,
+                "epoch": self.step / self.spe,
+                **{f"train/{k}": v for k, v in losses.items()},
+                **{f"metrics/{k}": v for k, v in metrics.items()},
+                "lr": self.scheduler.get_last_lr()[0],
+                "time": round(time.time() - t0, 3),
+            }
+            self.rows.append(row)
+            write_results_csv(self.run_dir / "results.csv", self.rows)
+            if improved:
+                ckpt_mod.save_checkpoint(self.run_dir / "weights" / "best.pt", self._state())
+        if self.world > 1:
+            dist.barrier()
+
+    def _save_last(self) -> None:
+        if self.rank == 0:
+            ckpt_mod.save_checkpoint(self.run_dir / "weights" / "last.pt", self._state())
+        if self.world > 1:
+            dist.barrier()
+
+    def _write_meta(self) -> None:
+        if self.rank != 0:
+            return
+        d = self.run_dir
+        (d / "weights").mkdir(parents=True, exist_ok=True)
+        write_yaml(d / "args.yaml", self.cfg)
+        write_yaml(d / "env.yaml", env_info(str(self.device), self.world))
+        for split, names in self.splits.items():
+            (d / "splits").mkdir(exist_ok=True)
+            from mirstd.utils.io import atomic_write_text
+
+            atomic_write_text(d / "splits" / f"{split}.txt", "".join(f"{n}\n" for n in names))
+
+    def fit(self) -> Path:
+        self._write_meta()
+        t0 = time.time() - (float(self.rows[-1]["time"]) if self.rows else 0.0)
+        sums: dict[str, float] = {}
+        n = 0
+        pbar = None
+        if self.cfg["progress"] and self.rank == 0:
+            from tqdm import tqdm
+
+            pbar = tqdm(
+                total=self.total, initial=self.step, desc=f"train {self.cfg['model']}", dynamic_ncols=True
+            )
+        while self.step < self.total:
+            self.sampler.set_epoch(self.step // self.spe, skip=self.step % self.spe)
+            for batch in self.loader:
+                parts = self._update(batch)
+                self.step += 1
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                n += 1
+                if pbar is not None:
+                    pbar.update(1)
+                    pbar.set_postfix(
+                        loss=f"{float(parts['loss']):.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}"
+                    )
+                last = self.step >= self.total
+                do_val = self.val_every > 0 and (self.step % self.val_every == 0 or last)
+                if do_val or (self.val_every == 0 and (self.step % self.save_every == 0 or last)):
+                    self._log_point(sums, n, t0, do_val)
+                    sums, n = {}, 0
+                if self.step % self.save_every == 0 or last:
+                    self._save_last()
+                if last:
+                    break
+        if pbar is not None:
+            pbar.close()
+        self._finish()
+        return self.run_dir
+
+    def _finish(self) -> None:
+        if self.rank == 0:
+            w = self.run_dir / "weights"
+            if not (w / "best.pt").is_file():  # no validation ran: the final weights are the selection
+                ckpt_mod.save_checkpoint(w / "best.pt", self._state())
+            if self.cfg.get("plots"):
+                plot_results(self.rows, self.run_dir / "results.png")
+        if self.world > 1:
+            dist.barrier()
+        if self.own_pg:
+            dist.destroy_process_group()
+
+
+def train(train_data: Dataset | None = None, val_data: Dataset | None = None, **overrides: Any) -> Path:
+    """Train from config keys (see ``configs/default.yaml``); returns the run folder.
+
+    ``train_data`` / ``val_data`` may be torch Datasets of contract sample dicts (in-memory data for
+    tests and notebooks); otherwise ``data=`` is loaded with ``mirstd.data``. ``resume=true`` (or a
+    path to ``last.pt``) continues a run exactly where its last checkpoint left it.
+    """
+    resume = overrides.get("resume")
+    if resume not in (None, False, "false", "False"):
+        base = build_config({k: v for k, v in overrides.items() if k in ("project", "name", "model")})
+        path = _resume_path(resume, {**base, **overrides})
+        ck = ckpt_mod.load_checkpoint(path)
+        keep = {k: overrides[k] for k in ("device", "workers", "progress", "plots") if k in overrides}
+        cfg = {**ck["config"], **keep, "resume": str(path)}
+        trainer = Trainer(cfg, ck, path.parent.parent, train_data, val_data)
+    else:
+        cfg = build_config(overrides)
+        trainer = Trainer(cfg, None, None, train_data, val_data)
+    return trainer.fit()
+
+
+def steps_for(n_samples: int, batch: int, epochs: int) -> int:
+    return math.floor(n_samples / batch) * epochs

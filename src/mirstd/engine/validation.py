@@ -1,0 +1,140 @@
+"""Evaluation of a model on whole frames through ``mirstd.metrics.Evaluator`` (training and ``mirstd val``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from mirstd.utils.io import atomic_write_text
+
+
+def make_evaluator() -> Any:
+    """The uniform evaluator (default suite for the inputs seen). Tests may swap this function."""
+    from mirstd.metrics import Evaluator  # lazy: mirstd.metrics
+
+    return Evaluator()
+
+
+def _np(x: Any) -> np.ndarray | None:
+    if x is None:
+        return None
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, dataset: Any, device: torch.device | str = "cpu", progress: bool = False
+) -> dict[str, Any]:
+    """Predict every sample of ``dataset`` (contract sample dicts, full frames) and score it.
+
+    Frames are run one at a time because validation sequences may differ in size.
+    """
+    from mirstd.infer.predictor import infer_clip
+
+    model.eval()
+    ev = make_evaluator()
+    it = range(len(dataset))
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="val", leave=False)
+    for i in it:
+        s = dataset[i]
+        r = infer_clip(model, s["clip"][None].to(device))[0]
+        meta = s.get("meta") or {}
+        ev.update(
+            scores=r["scores"],
+            boxes=r["boxes"],
+            gt_mask=_np(s["mask"][0]) if bool(s.get("has_mask")) else None,
+            gt_boxes=_np(s.get("boxes")) if meta.get("has_boxes", True) else None,
+            gt_points=_np(s.get("points")),
+            sequence=str(meta.get("sequence", "seq")),
+            frame=int(meta.get("index", meta.get("frame", i))),
+        )
+    return ev.compute()
+
+
+def pick_metric(results: dict[str, Any], name: str) -> float:
+    """The value named ``name``: exact key, else the first key starting with ``name`` and a separator."""
+    low = {k.lower(): k for k in results if isinstance(results[k], (int, float))}
+    key = low.get(name.lower())
+    if key is None:
+        cands = sorted(
+            k
+            for lk, k in low.items()
+            if lk.startswith(name.lower()) and lk[len(name) : len(name) + 1] in "_@./[("
+        )
+        if not cands:
+            raise KeyError(f"metric {name!r} is not among the evaluator's results: {sorted(low.values())}")
+        key = cands[0]
+    return float(results[key])
+
+
+def flat_numbers(results: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v) for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def write_metrics(out: Path, results: dict[str, Any], header: dict[str, Any]) -> tuple[Path, Path]:
+    """``metrics.json`` (all results + header) and ``metrics.md`` (a table of the flat numbers)."""
+    doc = {**header, "metrics": results}
+    j = atomic_write_text(out / "metrics.json", json.dumps(doc, indent=1, default=_jsonable))
+    lines = [
+        f"# {header.get('model', 'model')} on {header.get('data', '?')} [{header.get('split', '?')}]",
+        "",
+    ]
+    lines += ["| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.6g} |" for k, v in flat_numbers(results).items()]
+    m = atomic_write_text(out / "metrics.md", "\n".join(lines) + "\n")
+    return j, m
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, (np.ndarray, torch.Tensor)):
+        return o.tolist()
+    return str(o)
+
+
+def validate(
+    weights: str | Path,
+    data: Any = None,
+    split: str = "val",
+    out: str | Path | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score a checkpoint on ``split`` of ``data`` (default: the data it was trained on).
+
+    Writes ``metrics.json`` and ``metrics.md`` to ``out`` (default: the checkpoint's run folder).
+    """
+    from mirstd.engine.checkpoint import model_from_checkpoint
+    from mirstd.engine.data import clip_dataset, load_sequences
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, ckpt = model_from_checkpoint(weights, dev)
+    cfg = dict(ckpt.get("config") or {})
+    data = data if data is not None else cfg.get("data")
+    if data is None:
+        raise ValueError("data= is required (the checkpoint does not name its training data)")
+    cfg.setdefault("frames", 5), cfg.setdefault("pad", "repeat")
+    seqs, _ = load_sequences(data, split)
+    ds = clip_dataset(seqs, cfg, int(getattr(model, "in_channels", 1)), train=False)
+    results = evaluate(model, ds, dev, progress=progress)
+    out_dir = Path(out) if out else Path(weights).resolve().parent.parent
+    header = {
+        "weights": str(weights),
+        "model": ckpt["model_name"],
+        "data": str(data),
+        "split": split,
+        "step": int(ckpt.get("step", 0)),
+    }
+    write_metrics(out_dir, results, header)
+    return results
