@@ -205,6 +205,8 @@ class ClipDataset(torch.utils.data.Dataset):
             "crop": crop_xy,
             "ops": ops,
             "has_boxes": bool(seq.labels[i].has_boxes or (self.point_box and seq.labels[i].has_points)),
+            # Per-sequence mean SCR when the source records one (synth, native): evaluation splits by it.
+            "mscr": _float_or_none(seq.meta.get("mSCR")),
         }
         return {
             "clip": x,
@@ -250,3 +252,10 @@ def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
         "points": [it["points"] for it in items],
         "meta": [it["meta"] for it in items],
     }
+
+
+def _float_or_none(v: object) -> float | None:
+    try:
+        return None if v is None else float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None

@@ -55,6 +55,7 @@ def evaluate(
             gt_points=_np(s.get("points")),
             sequence=str(meta.get("sequence", "seq")),
             frame=int(meta.get("index", meta.get("frame", i))),
+            scr=meta.get("mscr"),
         )
     return ev.compute()
 
