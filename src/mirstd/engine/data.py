@@ -108,8 +108,11 @@ def load_sequences(data: Any, split: str) -> tuple[list[Any], Any]:
     return ds.split(split), ds
 
 
-def clip_dataset(sequences: list[Any], cfg: dict[str, Any], channels: int, train: bool) -> Dataset:
-    """``mirstd.data.clips.ClipDataset`` for training (random crops of ``imgsz``) or evaluation (full frames)."""
+def clip_dataset(
+    sequences: list[Any], cfg: dict[str, Any], channels: int, train: bool, pad_to: int | None = None
+) -> Dataset:
+    """``mirstd.data.clips.ClipDataset`` for training (random crops of ``imgsz``) or evaluation (full
+    frames, zero-padded to a multiple of ``pad_to``, the model's ``size_divisor``)."""
     from mirstd.data.clips import ClipDataset  # lazy: mirstd.data clip pipeline
 
     crop = cfg.get("imgsz") if train else None
@@ -128,4 +131,5 @@ def clip_dataset(sequences: list[Any], cfg: dict[str, Any], channels: int, train
         mask_radius=int(cfg.get("mask_radius") or 0),
         point_box=cfg.get("point_box"),
         seed=int(cfg.get("seed") or 0),
+        pad_to=None if train or not pad_to or pad_to <= 1 else int(pad_to),
     )

@@ -100,7 +100,11 @@ def _resume_path(resume: Any, cfg: dict[str, Any]) -> Path:
 
 # ----------------------------------------------------------------------------------------- data
 def _datasets(
-    cfg: dict[str, Any], channels: int, train_data: Dataset | None, val_data: Dataset | None
+    cfg: dict[str, Any],
+    channels: int,
+    train_data: Dataset | None,
+    val_data: Dataset | None,
+    pad_to: int | None = None,
 ) -> tuple[Dataset, Dataset | None, dict[str, list[str]]]:
     if str(cfg["val_split"]).lower().startswith("test"):
         raise ValueError(
@@ -115,7 +119,7 @@ def _datasets(
         if val_data is None and cfg["val_every"] != 0:
             vseqs, _ = load_sequences(ds, cfg["val_split"])
             splits[cfg["val_split"]] = [s.name for s in vseqs]
-            val_data = clip_dataset(vseqs, cfg, channels, train=False)
+            val_data = clip_dataset(vseqs, cfg, channels, train=False, pad_to=pad_to)
     return train_data, val_data, splits
 
 
@@ -157,7 +161,11 @@ class Trainer:
         self.run_dir = self._run_dir(run_dir)
         workers = 0 if cfg["deterministic"] else int(cfg["workers"])
         train_ds, self.val_ds, self.splits = _datasets(
-            cfg, int(getattr(self.model, "in_channels", 1)), train_data, val_data
+            cfg,
+            int(getattr(self.model, "in_channels", 1)),
+            train_data,
+            val_data,
+            pad_to=getattr(self.model, "size_divisor", None),
         )
         self.sampler = SeededBatchSampler(
             len(train_ds), int(cfg["batch"]), int(cfg["seed"]), self.rank, self.world

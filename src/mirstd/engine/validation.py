@@ -27,22 +27,28 @@ def _np(x: Any) -> np.ndarray | None:
 
 
 @torch.no_grad()
-def evaluate(
-    model: nn.Module, dataset: Any, device: torch.device | str = "cpu", progress: bool = False
-) -> dict[str, Any]:
-    """Predict every sample of ``dataset`` (contract sample dicts, full frames) and score it.
+def run_evaluator(
+    model: nn.Module,
+    dataset: Any,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+    evaluator: Any = None,
+    desc: str = "val",
+) -> Any:
+    """Predict every sample of ``dataset`` (contract sample dicts, full frames) into an Evaluator.
 
-    Frames are run one at a time because validation sequences may differ in size.
+    Frames are run one at a time because validation sequences may differ in size. Returns the
+    evaluator, so callers can read ``compute()`` and ``curves()``.
     """
     from mirstd.infer.predictor import infer_clip
 
     model.eval()
-    ev = make_evaluator()
+    ev = evaluator if evaluator is not None else make_evaluator()
     it = range(len(dataset))
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(it, desc="val", leave=False)
+        it = tqdm(it, desc=desc, leave=False)
     for i in it:
         s = dataset[i]
         r = infer_clip(model, s["clip"][None].to(device))[0]
@@ -57,7 +63,14 @@ def evaluate(
             frame=int(meta.get("index", meta.get("frame", i))),
             scr=meta.get("mscr"),
         )
-    return ev.compute()
+    return ev
+
+
+def evaluate(
+    model: nn.Module, dataset: Any, device: torch.device | str = "cpu", progress: bool = False
+) -> dict[str, Any]:
+    """Score ``model`` on ``dataset`` with the default suite; see :func:`run_evaluator`."""
+    return run_evaluator(model, dataset, device, progress).compute()
 
 
 def pick_metric(results: dict[str, Any], name: str) -> float:
@@ -127,7 +140,13 @@ def validate(
         raise ValueError("data= is required (the checkpoint does not name its training data)")
     cfg.setdefault("frames", 5), cfg.setdefault("pad", "repeat")
     seqs, _ = load_sequences(data, split)
-    ds = clip_dataset(seqs, cfg, int(getattr(model, "in_channels", 1)), train=False)
+    ds = clip_dataset(
+        seqs,
+        cfg,
+        int(getattr(model, "in_channels", 1)),
+        train=False,
+        pad_to=getattr(model, "size_divisor", None),
+    )
     results = evaluate(model, ds, dev, progress=progress)
     out_dir = Path(out) if out else Path(weights).resolve().parent.parent
     header = {
