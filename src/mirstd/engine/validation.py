@@ -53,10 +53,14 @@ def run_evaluator(
         s = dataset[i]
         r = infer_clip(model, s["clip"][None].to(device))[0]
         meta = s.get("meta") or {}
+        # Score the un-padded frame: padded borders must not count in Fa's pixel total.
+        oh, ow = (int(v) for v in (meta.get("orig_size") or s["clip"].shape[-2:]))
+        scores = None if r["scores"] is None else r["scores"][:oh, :ow]
         ev.update(
-            scores=r["scores"],
+            scores=scores,
             boxes=r["boxes"],
-            gt_mask=_np(s["mask"][0]) if bool(s.get("has_mask")) else None,
+            gt_mask=_np(s["mask"][0, :oh, :ow]) if bool(s.get("has_mask")) else None,
+            shape=(oh, ow),
             gt_boxes=_np(s.get("boxes")) if meta.get("has_boxes", True) else None,
             gt_points=_np(s.get("points")),
             sequence=str(meta.get("sequence", "seq")),

@@ -1,0 +1,643 @@
+"""PSTFNet: progressive spatio-temporal feature fusion network (spec ``pstfnet.md`` Part A).
+
+ZENG D., WEI J.-M., ZHANG J.-J., CHANG L., HUANG W., "Progressive spatio-temporal feature fusion
+network for infrared small-dim target detection", J. Infrared Millim. Waves.
+
+Pipeline for a clip ``(B, 3, T, H, W)``, current frame last:
+
+1. shared per-frame ResCBAM encoder (8/16/32/64 ch at H, H/2, H/4, H/8), §A3;
+2. PTAM at every scale: ``P = R + R * G_P2D(F) * G_M3D(F)``, ``R`` = current-frame feature, §A4;
+3. MSFM: pyramid pooling to an ``s x s`` grid, cross-scale attention over multi-scale tokens,
+   per-group FFN, TopFormer-style gated injection back into each scale, §A5;
+4. plain residual U-Net decoder on the gated maps, 1x1 head -> logits of the last frame, §A6.
+
+Paper mode (``img_size=384, num_frames=5``): 1,653,157 parameters, 37.02 GFLOPs (2 x MAC).
+
+Speed (``fast=True``): every ``nn.Conv3d`` of PTAM is evaluated as one ``Conv2d`` over
+``batch x time`` with the ``kt`` temporal taps stacked on the output channels, followed by a
+shifted sum over time (``_conv3d_frames``); in eval mode the gate tails compute only the last
+time slice, the only one used. Parameters stay ``nn.Conv3d`` so state dicts are identical to the
+``fast=False`` path (literal ``nn.Conv3d`` calls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mirstd.models.registry import register_model
+from mirstd.models.resunet import (
+    ClipNorm,
+    ResBlock,
+    ResCBAMBlock,
+    ResUNetDecoder,
+    ResUNetEncoder,
+    check_clip,
+)
+
+__all__ = ["MSFM", "PTAM", "PSTFNet", "msfm_token_counts", "pstfnet"]
+
+GATE_ACTS = ("relu_sigmoid", "sigmoid")
+
+
+# ----------------------------------------------------------------------------------------------
+# Conv3d helpers: faithful 5-D path and the fast "frames as batch" path
+# ----------------------------------------------------------------------------------------------
+def _conv3d_frames(x: torch.Tensor, conv: nn.Conv3d, last_only: bool = False) -> torch.Tensor:
+    """``conv`` (stride 1, no dilation/groups) on frames-first ``x (B, T, Cin, H, W)``.
+
+    ``out[t] = b + sum_dt W[:, :, dt] * x[t + dt - pt]`` (``*`` = 2-D conv). All ``kt`` taps run as
+    one Conv2d over ``B*T`` frames with ``kt*Cout`` outputs, then shifted slices are summed --
+    identical to ``nn.Conv3d`` but avoids PyTorch's slow CPU 3-D kernels.
+
+    Returns ``(B, T_out, Cout, H', W')``, or ``(B, 1, Cout, H', W')`` with only the last output
+    time when ``last_only`` (its taps are stacked on the input channels: one small Conv2d).
+    """
+    b, t, cin, h, w = x.shape
+    kt, pt = conv.kernel_size[0], conv.padding[0]
+    pad2d = tuple(conv.padding[1:])
+    weight = conv.weight  # (Cout, Cin, kt, kh, kw)
+    cout = weight.shape[0]
+    t_out = t + 2 * pt - kt + 1
+    if last_only:
+        taps = [dt for dt in range(kt) if 0 <= t_out - 1 + dt - pt < t]
+        xin = torch.cat([x[:, t_out - 1 + dt - pt] for dt in taps], dim=1)
+        wcat = torch.cat([weight[:, :, dt] for dt in taps], dim=1)
+        return F.conv2d(xin, wcat, conv.bias, padding=pad2d).unsqueeze(1)
+    if kt == 1:
+        y = F.conv2d(x.reshape(b * t, cin, h, w), weight[:, :, 0], conv.bias, padding=pad2d)
+        return y.view(b, t, cout, *y.shape[-2:])
+    w2 = weight.permute(2, 0, 1, 3, 4).reshape(kt * cout, cin, *weight.shape[-2:])
+    y = F.conv2d(x.reshape(b * t, cin, h, w), w2, padding=pad2d)
+    y = y.view(b, t, kt, cout, *y.shape[-2:])
+    out = None
+    for dt in range(kt):
+        lo, hi = max(0, pt - dt), min(t_out, t + pt - dt)  # output range whose input frame exists
+        if lo >= hi:
+            continue
+        part = y[:, lo + dt - pt : hi + dt - pt, dt]
+        if lo == 0 and hi == t_out and out is None:
+            out = part.clone()
+        else:
+            if out is None:
+                out = y.new_zeros(b, t_out, cout, *y.shape[-2:])
+            out[:, lo:hi] += part
+    assert out is not None
+    if conv.bias is not None:
+        out = out + conv.bias.view(1, 1, cout, 1, 1)
+    return out
+
+
+class ConvBNAct3d(nn.Module):
+    """``act(BN3d(Conv3d(x)))``; ``forward`` takes ``(B, C, T, H, W)``, ``forward_frames`` takes
+    frames-first ``(B, T, C, H, W)`` (fast path, same parameters)."""
+
+    def __init__(self, cin: int, cout: int, kernel: tuple[int, int, int], act: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(cin, cout, kernel, padding=tuple(k // 2 for k in kernel))
+        self.bn = nn.BatchNorm3d(cout)
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.conv(x))
+        return F.relu(x) if self.act else x
+
+    def can_skip_to_last(self) -> bool:
+        """True when BN is per-element (eval with running stats): the last slice is independent."""
+        return not self.bn.training and self.bn.running_mean is not None
+
+    def forward_frames(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        y = _conv3d_frames(x, self.conv, last_only=last_only)
+        b, t, c, h, w = y.shape
+        # BN3d statistics over (B, T, H, W) == over (B*T, 1, H, W): same elements.
+        y = self.bn(y.reshape(b * t, c, 1, h, w)).view(b, t, c, h, w)
+        return F.relu(y) if self.act else y
+
+
+def _conv_bn_relu2d(cin: int, cout: int, k: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+# ----------------------------------------------------------------------------------------------
+# PTAM (spec §A4)
+# ----------------------------------------------------------------------------------------------
+class P2DConvGate(nn.Module):
+    """P2DConv gate (lab ``DT_module``, spec §A4.1).
+
+    ``x = ReLU(BN(Conv3d 3x3x3 C->q)(F))``, ``g_d = x[T-1-d]`` (d = 0 current). Progressive
+    accumulation from old to new::
+
+        a_{T-1} = K^{T-1,T-1}(g_{T-1})
+        a_d     = K^{d,d}(g_d) + sum_{e=d+1}^{T-1} K^{e,d}(g_d + a_e)
+
+    ``K^{e,d}`` = Conv2d (2(e-d)+1)^2 + BN + ReLU (T(T+1)/2 convs). Stack oldest first, tail
+    ``ReLU(BN(Conv3d 3x3x3 q->C))``, last slice, sigmoid.
+    """
+
+    def __init__(self, channels: int, num_frames: int, relu_before_sigmoid: bool = True) -> None:
+        super().__init__()
+        q = channels // 4
+        self.num_frames = num_frames
+        self.head = ConvBNAct3d(channels, q, (3, 3, 3))
+        self.convs = nn.ModuleDict(
+            {
+                f"conv{e}_{d}": _conv_bn_relu2d(q, q, 2 * (e - d) + 1)
+                for e in range(num_frames)
+                for d in range(e + 1)
+            }
+        )
+        self.tail = ConvBNAct3d(q, channels, (3, 3, 3), act=relu_before_sigmoid)
+
+    def _accumulate(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``frames[d]`` = g_d (d = 0 current); returns a_{T-1}, ..., a_0 (oldest first)."""
+        a: dict[int, torch.Tensor] = {}
+        for d in range(self.num_frames - 1, -1, -1):
+            g = frames[d]
+            acc = self.convs[f"conv{d}_{d}"](g)
+            for e in range(d + 1, self.num_frames):
+                acc = acc + self.convs[f"conv{e}_{d}"](g + a[e])
+            a[d] = acc
+        return [a[d] for d in range(self.num_frames - 1, -1, -1)]
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """Faithful path: ``feats (B, C, T, H, W)`` -> gate ``(B, C, H, W)``."""
+        x = self.head(feats)
+        frames = [x[:, :, -1 - d] for d in range(self.num_frames)]
+        y = self.tail(torch.stack(self._accumulate(frames), dim=2))
+        return torch.sigmoid(y[:, :, -1])
+
+    def forward_frames(self, feats: torch.Tensor) -> torch.Tensor:
+        """Fast path: ``feats (B, T, C, H, W)`` -> gate ``(B, C, H, W)``."""
+        x = self.head.forward_frames(feats)
+        frames = [x[:, -1 - d] for d in range(self.num_frames)]
+        stacked = torch.stack(self._accumulate(frames), dim=1)
+        y = self.tail.forward_frames(stacked, last_only=self.tail.can_skip_to_last())
+        return torch.sigmoid(y[:, -1])
+
+
+class M3DConvGate(nn.Module):
+    """M3DConv gate (pseudo-3D branches of lab ``HDC_module``, spec §A4.2).
+
+    ``x = head(F)``; branch k in {1,3,5}: (1,3,3) -> (k,1,1) -> (1,3,3) -> (k,1,1), each
+    Conv3d q->q + BN + ReLU; concat (3q) -> tail Conv3d 3x3x3 3q->C + BN + ReLU; last slice; sigmoid.
+    """
+
+    BRANCH_KS = (1, 3, 5)
+
+    def __init__(self, channels: int, relu_before_sigmoid: bool = True) -> None:
+        super().__init__()
+        q = channels // 4
+        self.head = ConvBNAct3d(channels, q, (3, 3, 3))
+        self.branches = nn.ModuleList(
+            nn.ModuleList(
+                [
+                    ConvBNAct3d(q, q, (1, 3, 3)),
+                    ConvBNAct3d(q, q, (k, 1, 1)),
+                    ConvBNAct3d(q, q, (1, 3, 3)),
+                    ConvBNAct3d(q, q, (k, 1, 1)),
+                ]
+            )
+            for k in self.BRANCH_KS
+        )
+        self.tail = ConvBNAct3d(3 * q, channels, (3, 3, 3), act=relu_before_sigmoid)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        x = self.head(feats)
+        outs = []
+        for branch in self.branches:
+            y = x
+            for layer in branch:
+                y = layer(y)
+            outs.append(y)
+        return torch.sigmoid(self.tail(torch.cat(outs, dim=1))[:, :, -1])
+
+    def forward_frames(self, feats: torch.Tensor) -> torch.Tensor:
+        x = self.head.forward_frames(feats)
+        outs = []
+        for branch in self.branches:
+            y = x
+            for layer in branch:
+                y = layer.forward_frames(y)
+            outs.append(y)
+        y = self.tail.forward_frames(torch.cat(outs, dim=2), last_only=self.tail.can_skip_to_last())
+        return torch.sigmoid(y[:, -1])
+
+
+class PTAM(nn.Module):
+    """Progressive temporal accumulation module (lab ``HDC_module``), spec §A4.
+
+    ``PTAM(F) = R + R * G_P2D(F) * G_M3D(F)``, ``R = F[:, :, -1]``. With the faithful
+    ``gate_act="relu_sigmoid"`` each gate lies in [0.5, 1) (quirk Q2: amplification only).
+    ``p2d`` / ``m3d`` switch the gates off for the Table 5 ablations (a missing gate counts as 1).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        num_frames: int = 5,
+        p2d: bool = True,
+        m3d: bool = True,
+        gate_act: str = "relu_sigmoid",
+        fast: bool = True,
+    ) -> None:
+        super().__init__()
+        if not (p2d or m3d):
+            raise ValueError("PTAM needs p2d or m3d; drop the level from ptam_levels instead")
+        if channels % 4:
+            raise ValueError(f"PTAM: channels must be a multiple of 4 (q = C/4), got {channels}")
+        if gate_act not in GATE_ACTS:
+            raise ValueError(f"gate_act must be one of {GATE_ACTS}, got {gate_act!r}")
+        relu = gate_act == "relu_sigmoid"
+        self.fast = fast
+        self.p2d = P2DConvGate(channels, num_frames, relu) if p2d else None
+        self.m3d = M3DConvGate(channels, relu) if m3d else None
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """``feats``: ``(B, C, T, H, W)`` (``fast=False``) or frames-first ``(B, T, C, H, W)``
+        (``fast=True``) -> ``(B, C, H, W)``."""
+        gates = []
+        for gate in (self.p2d, self.m3d):
+            if gate is not None:
+                gates.append(gate.forward_frames(feats) if self.fast else gate(feats))
+        r = feats[:, -1] if self.fast else feats[:, :, -1]
+        g = gates[0] if len(gates) == 1 else gates[0] * gates[1]
+        return r + r * g
+
+
+# ----------------------------------------------------------------------------------------------
+# MSFM (spec §A5)
+# ----------------------------------------------------------------------------------------------
+def _side(n: int, stride: int) -> int:
+    return (n - 1) // stride + 1
+
+
+def msfm_token_counts(height: int, width: int | None = None) -> tuple[tuple[int, int], int, int]:
+    """Proportional MSFM grid for an input ``H x W`` (spec §A9).
+
+    ``s = floor((H/8 - 1)/2) + 1`` per axis, ``N_img = s_h s_w``,
+    ``N = N_img + (floor((s-1)/2)+1)^2 + (floor((s-1)/3)+1)^2`` (per axis, multiplied).
+    Returns ``((s_h, s_w), N_img, N)``; 384 -> ((24, 24), 576, 784).
+    """
+    width = height if width is None else width
+    sh, sw = _side(height // 8, 2), _side(width // 8, 2)
+    n_img = sh * sw
+    n = n_img + _side(sh, 2) * _side(sw, 2) + _side(sh, 3) * _side(sw, 3)
+    return (sh, sw), n_img, n
+
+
+class LinearBN(nn.Module):
+    """Linear (no bias) + BatchNorm1d over all ``B*N`` tokens (lab ``Linear_BN``, quirk Q5)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.c = nn.Linear(cin, cout, bias=False)
+        self.bn = nn.BatchNorm1d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.c(x)
+        return self.bn(y.flatten(0, 1)).view_as(y)
+
+
+class FFN(nn.Module):
+    """``BN(c) -> 1x1 c->h -> BN(h) -> 3x3 h->h (groups=c) -> ReLU6 -> 1x1 h->c`` (spec §A5)."""
+
+    def __init__(self, c: int, h: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.BatchNorm2d(c),
+            nn.Conv2d(c, h, 1),
+            nn.BatchNorm2d(h),
+            nn.Conv2d(h, h, 3, padding=1, groups=c),
+            nn.ReLU6(),
+            nn.Conv2d(h, c, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class GroupFFN(nn.Module):
+    """Per-group FFN: split channels into ``groups`` and apply ``FFN(g, 2g)`` to each."""
+
+    def __init__(self, groups: Sequence[int]) -> None:
+        super().__init__()
+        self.groups = list(groups)
+        self.ffns = nn.ModuleList(FFN(g, 2 * g) for g in self.groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([f(p) for f, p in zip(self.ffns, x.split(self.groups, dim=1), strict=True)], dim=1)
+
+
+def _dw_bn(dim: int, k: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(dim, dim, k, stride=stride, padding=k // 2, groups=dim), nn.BatchNorm2d(dim)
+    )
+
+
+class CrossScaleAttention(nn.Module):
+    """Cross-scale attention (lab ``CrossScaleAttention``), spec §A5.
+
+    Tokens: ``x0 = BN(x)``, ``x1 = BN(DW3x3/2(x0))``, ``x2 = BN(DW5x5/3(x0))``, flattened and
+    concatenated (N = N_img + N_1 + N_2). ``qkv = BN1d(Linear(dim -> heads*(2 kd + vd)))``;
+    ``O = softmax(q k^T / sqrt(kd)) v``; local term ``v_conv = DW3x3(Hardswish(v[:N_img] as map))``;
+    ``out = to_out((proj(O) + v_conv)^T)`` with ``proj`` = Linear N -> N_img (token mixer);
+    then ``Conv1x1(Hardswish(BN(out as map)))``.
+
+    Switches: ``reshape_mode`` "lab" (raw re-reads, quirk Q3) / "clean" (true transposes);
+    ``token_mixer`` "linear" / "slice" (keep the first N_img columns, no parameters);
+    ``mc=False`` ("w/o MC"): the multi-scale convs are replaced by one depthwise 3x3 (stride 1)
+    and the tokens are its N_img outputs only; ``sa=False`` ("w/o SA"): no attention at all,
+    ``out = x0 + up(x1) + up(x2)`` (bilinear) [interpretations of the paper's Table 6].
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        grid: tuple[int, int],
+        key_dim: int = 32,
+        num_heads: int = 8,
+        attn_ratio: int = 2,
+        token_mixer: str = "linear",
+        reshape_mode: str = "lab",
+        mc: bool = True,
+        sa: bool = True,
+    ) -> None:
+        super().__init__()
+        self.grid = grid
+        self.mc, self.sa = mc, sa
+        self.bn_in = nn.BatchNorm2d(dim)
+        if mc:
+            self.dw1, self.dw2 = _dw_bn(dim, 3, 2), _dw_bn(dim, 5, 3)
+            sides = [grid, (_side(grid[0], 2), _side(grid[1], 2)), (_side(grid[0], 3), _side(grid[1], 3))]
+        else:
+            self.dw0 = _dw_bn(dim, 3, 1)
+            sides = [grid]
+        self.n_img = grid[0] * grid[1]
+        self.n_tok = sum(a * b for a, b in sides)
+        if sa:
+            self.num_heads, self.key_dim = num_heads, key_dim
+            self.vd = attn_ratio * key_dim
+            self.dh = self.vd * num_heads
+            self.scale = key_dim**-0.5
+            self.reshape_mode, self.token_mixer = reshape_mode, token_mixer
+            self.qkv = LinearBN(dim, self.dh + 2 * key_dim * num_heads)
+            self.v_conv = nn.Conv2d(self.dh, self.dh, 3, padding=1, groups=self.dh)
+            self.proj = nn.Linear(self.n_tok, self.n_img) if token_mixer == "linear" else None
+            self.to_out = nn.Linear(self.dh, dim)
+        self.bn_out = nn.BatchNorm2d(dim)
+        self.conv_out = nn.Conv2d(dim, dim, 1)
+
+    def _attention(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``tokens (B, N, dim)`` -> ``(B, N_img, dim)``."""
+        b, n, _ = tokens.shape
+        sh, sw = self.grid
+        qkv = self.qkv(tokens).view(b, n, self.num_heads, -1)
+        q, k, v = qkv.split([self.key_dim, self.key_dim, self.vd], dim=3)
+        q, k, v = (t.permute(0, 2, 1, 3) for t in (q, k, v))  # (B, heads, N, d)
+        v0 = v[:, :, : self.n_img]
+        if self.reshape_mode == "lab":  # raw re-read of (head, token, dim) as (channel, y, x)
+            vmap = v0.reshape(b, self.dh, sh, sw)
+        else:
+            vmap = v0.permute(0, 1, 3, 2).reshape(b, self.dh, sh, sw)
+        v_local = self.v_conv(F.hardswish(vmap)).flatten(2)  # (B, dh, N_img)
+        attn = torch.softmax((q @ k.transpose(-2, -1)) * self.scale, dim=-1)
+        o = attn @ v  # (B, heads, N, vd)
+        if self.reshape_mode == "lab":  # raw re-read of (token, head, dim) as (channel, token)
+            o = o.transpose(1, 2).reshape(b, self.dh, n)
+        else:
+            o = o.permute(0, 1, 3, 2).reshape(b, self.dh, n)
+        o = self.proj(o) if self.proj is not None else o[:, :, : self.n_img]
+        return self.to_out((o + v_local).transpose(1, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) != self.grid:
+            raise ValueError(f"CrossScaleAttention: map {tuple(x.shape[-2:])} != grid {self.grid}")
+        b, c = x.shape[:2]
+        x0 = self.bn_in(x)
+        maps = [x0, self.dw1(x0), self.dw2(x0)] if self.mc else [self.dw0(x0)]
+        if self.sa:
+            tokens = torch.cat([m.flatten(2) for m in maps], dim=2).transpose(1, 2)
+            y = self._attention(tokens).transpose(1, 2).reshape(b, c, *self.grid)
+        else:
+            y = maps[0]
+            for m in maps[1:]:
+                y = y + F.interpolate(m, size=self.grid, mode="bilinear", align_corners=False)
+        return self.conv_out(F.hardswish(self.bn_out(y)))
+
+
+class ScaleAwareGate(nn.Module):
+    """TopFormer injection: ``Y = BN(1x1 X) * up(hsig(BN(1x1 G))) + up(BN(1x1 G))`` (spec §A5.4)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.local = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels))
+        self.glob = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels))
+        self.act = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels))
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        sig = F.interpolate(F.hardsigmoid(self.act(g)), size=size, mode="bilinear", align_corners=False)
+        glob = F.interpolate(self.glob(g), size=size, mode="bilinear", align_corners=False)
+        return self.local(x) * sig + glob
+
+
+class MSFM(nn.Module):
+    """Multi-scale spatial fusion module (lab ``CIM``), spec §A5.
+
+    Pool each scale to the ``grid``, concat (sum(channels)), 1x1 -> d = sum/4; block
+    ``x += CSA1(x); x += GroupFFN(x); x += CSA2(x); x += FFN(d, 2d)(x)``; BN; 1x1 d -> sum;
+    split per scale; ``ScaleAwareGate`` per scale.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int],
+        grid: tuple[int, int],
+        token_mixer: str = "linear",
+        reshape_mode: str = "lab",
+        mc: bool = True,
+        sa: bool = True,
+    ) -> None:
+        super().__init__()
+        if any(c % 4 for c in channels):
+            raise ValueError(f"MSFM: channels must be multiples of 4, got {tuple(channels)}")
+        self.channels, self.grid = list(channels), grid
+        dim = sum(channels)
+        hid = dim // 4
+        self.down = nn.Conv2d(dim, hid, 1)
+
+        def csa() -> CrossScaleAttention:
+            return CrossScaleAttention(
+                hid, grid, token_mixer=token_mixer, reshape_mode=reshape_mode, mc=mc, sa=sa
+            )
+
+        self.csa1 = csa()
+        self.group_ffn = GroupFFN([c // 4 for c in channels])
+        self.csa2 = csa()
+        self.ffn = FFN(hid, 2 * hid)
+        self.bn = nn.BatchNorm2d(hid)
+        self.up = nn.Conv2d(hid, dim, 1)
+        self.gates = nn.ModuleList(ScaleAwareGate(c) for c in channels)
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        x = torch.cat([F.adaptive_avg_pool2d(f, self.grid) for f in feats], dim=1)
+        x = self.down(x)
+        for stage in (self.csa1, self.group_ffn, self.csa2, self.ffn):
+            x = x + stage(x)
+        glob = self.up(self.bn(x)).split(self.channels, dim=1)
+        return [gate(f, g) for gate, f, g in zip(self.gates, feats, glob, strict=True)]
+
+
+# ----------------------------------------------------------------------------------------------
+# PSTFNet
+# ----------------------------------------------------------------------------------------------
+class PSTFNet(nn.Module):
+    """PSTFNet (spec Part A). Clip ``(B, C, T, H, W)`` in [0, 1] -> logits ``(B, 1, H, W)``.
+
+    Args:
+        in_channels: channels per frame (3: grey replicated, as the reference).
+        num_frames: T >= 2 (P2DConv builds T(T+1)/2 convs, kernels up to 2T-1); paper: 5.
+        channels: encoder widths, multiples of 4 (paper (8, 16, 32, 64); tests (4, 8, 16, 32)).
+        img_size: input size (int or (H, W)); used only by ``msfm_grid="proportional"``.
+        msfm_grid: ``"fixed"`` (pool to ``grid_size`` whatever the input; any H, W) or
+            ``"proportional"`` (grid from ``img_size`` by spec §A9; input must be ``img_size``).
+        grid_size: side of the fixed grid (24 = the lab model at 384).
+        token_mixer, reshape_mode: see ``CrossScaleAttention`` (quirks Q3, Q4).
+        gate_act: ``"relu_sigmoid"`` (faithful, quirk Q2) or ``"sigmoid"``.
+        ptam_levels: levels (0 = finest) with PTAM; elsewhere the current-frame feature passes
+            through (Table 4; ``()`` = "w/o PTAM").
+        p2d, m3d: PTAM gates (Table 5).
+        msfm: build MSFM (Table 3/6, "w/o MSFM": decoder fed by the PTAM outputs).
+        mc, sa: MSFM multi-scale convolution / self-attention (Table 6).
+        fast: PTAM Conv3d as Conv2d over batch x time (identical outputs, same parameters).
+        mean, std: input normalisation (MIST: 0.359, 0.15).
+    """
+
+    task = "segment"
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_frames: int = 5,
+        channels: Sequence[int] = (8, 16, 32, 64),
+        img_size: int | Sequence[int] = 384,
+        msfm_grid: str = "fixed",
+        grid_size: int | Sequence[int] = 24,
+        token_mixer: str = "linear",
+        reshape_mode: str = "lab",
+        gate_act: str = "relu_sigmoid",
+        ptam_levels: Sequence[int] = (0, 1, 2, 3),
+        p2d: bool = True,
+        m3d: bool = True,
+        msfm: bool = True,
+        mc: bool = True,
+        sa: bool = True,
+        fast: bool = True,
+        mean: float | Sequence[float] = 0.359,
+        std: float | Sequence[float] = 0.15,
+    ) -> None:
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        self._check_args(num_frames, channels, msfm_grid, token_mixer, reshape_mode, ptam_levels)
+        self.in_channels = in_channels
+        self.num_frames = num_frames
+        self.size_divisor = 2 ** (len(channels) - 1)
+        self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        self.msfm_grid = msfm_grid
+        self.ptam_levels = tuple(sorted(set(ptam_levels)))
+        self.norm = ClipNorm(in_channels, mean, std)
+        self.encoder = ResUNetEncoder(in_channels, channels, (2, 2, 2, 2), ResCBAMBlock)
+        self.ptam = nn.ModuleDict(
+            {str(i): PTAM(channels[i], num_frames, p2d, m3d, gate_act, fast) for i in self.ptam_levels}
+        )
+        self.grid = self._grid(msfm_grid, grid_size)
+        self.msfm = MSFM(channels, self.grid, token_mixer, reshape_mode, mc, sa) if msfm else None
+        self.decoder = ResUNetDecoder(channels, 1, (2, 2, 2), ResBlock)
+        self.fast = fast
+
+    @staticmethod
+    def _check_args(num_frames, channels, msfm_grid, token_mixer, reshape_mode, ptam_levels) -> None:  # noqa: ANN001
+        if num_frames < 2:
+            raise ValueError(f"PSTFNet: num_frames must be >= 2, got {num_frames}")
+        if len(channels) != 4 or any(c % 4 for c in channels):
+            raise ValueError(f"PSTFNet: channels must be 4 multiples of 4, got {channels}")
+        for key, val, allowed in (
+            ("msfm_grid", msfm_grid, ("fixed", "proportional")),
+            ("token_mixer", token_mixer, ("linear", "slice")),
+            ("reshape_mode", reshape_mode, ("lab", "clean")),
+        ):
+            if val not in allowed:
+                raise ValueError(f"PSTFNet: {key} must be one of {allowed}, got {val!r}")
+        bad = [i for i in ptam_levels if i not in range(4)]
+        if bad:
+            raise ValueError(f"PSTFNet: ptam_levels must be in 0..3, got {tuple(ptam_levels)}")
+
+    def _grid(self, msfm_grid: str, grid_size: int | Sequence[int]) -> tuple[int, int]:
+        if msfm_grid == "proportional":
+            h, w = self.img_size
+            if h % self.size_divisor or w % self.size_divisor:
+                raise ValueError(
+                    f"PSTFNet: img_size {self.img_size} must be multiples of {self.size_divisor}"
+                )
+            return msfm_token_counts(h, w)[0]
+        g = (grid_size, grid_size) if isinstance(grid_size, int) else tuple(grid_size)
+        return (int(g[0]), int(g[1]))
+
+    @property
+    def fast(self) -> bool:
+        return self._fast
+
+    @fast.setter
+    def fast(self, value: bool) -> None:
+        self._fast = bool(value)
+        for m in self.ptam.values():
+            m.fast = self._fast
+
+    def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Per-frame encoder (one call per frame, so train-mode BN sees each frame alone, as the
+        lab loop does). Returns per level ``(B, T, C, h, w)`` (fast) or ``(B, C, T, h, w)``."""
+        frames = range(x.shape[2]) if self.ptam_levels else [x.shape[2] - 1]  # no PTAM: last only
+        per_frame = [self.encoder(x[:, :, t]) for t in frames]
+        dim = 1 if self.fast else 2
+        return [torch.stack([f[lvl] for f in per_frame], dim=dim) for lvl in range(4)]
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        """Clip ``(B, C, T, H, W)`` in [0, 1], current frame last -> logits ``(B, 1, H, W)``."""
+        check_clip(clip, self, min_frames=self.num_frames, exact_frames=self.num_frames)
+        if self.msfm_grid == "proportional" and tuple(clip.shape[-2:]) != self.img_size:
+            raise ValueError(
+                f"PSTFNet(msfm_grid='proportional'): input {tuple(clip.shape[-2:])} != img_size {self.img_size}"
+            )
+        feats = self._encode(self.norm(clip))
+        cur = (lambda f: f[:, -1]) if self.fast else (lambda f: f[:, :, -1])
+        p = [self.ptam[str(i)](f) if str(i) in self.ptam else cur(f) for i, f in enumerate(feats)]
+        y = self.msfm(p) if self.msfm is not None else p
+        return self.decoder(y)
+
+    @torch.no_grad()
+    def predict(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"scores": sigmoid(logits)}`` in eval mode (restores the previous mode)."""
+        was_training = self.training
+        self.eval()
+        try:
+            return {"scores": torch.sigmoid(self(clip))}
+        finally:
+            self.train(was_training)
+
+
+@register_model("pstfnet")
+def pstfnet(paper_mode: bool = False, **kwargs: object) -> PSTFNet:
+    """PSTFNet (PTAM + MSFM on a CBAM ResUNet); paper_mode=True: 384x384, T=5, proportional grid."""
+    if paper_mode:
+        fixed = {"img_size": 384, "num_frames": 5, "msfm_grid": "proportional", "token_mixer": "linear"}
+        fixed |= {"reshape_mode": "lab", "channels": (8, 16, 32, 64)}
+        clash = {k for k in fixed if k in kwargs and kwargs[k] != fixed[k]}
+        if clash:
+            raise ValueError(
+                f"pstfnet(paper_mode=True) fixes {sorted(clash)}; drop them or use paper_mode=False"
+            )
+        kwargs = {**kwargs, **fixed}
+    return PSTFNet(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,236 @@
+"""PSTFNet: parameter budgets (spec pstfnet.md §A4, §A5, §A8, §A9), ablation switches (paper Tables
+3-6), fast-vs-Conv3d equivalence, interface contract and a small training sanity check."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from mirstd.models import create, list_models
+from mirstd.models.pstfnet import PSTFNet, msfm_token_counts, pstfnet
+
+SMALL = (4, 8, 16, 32)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Shared 2-core CI machine: tiny convs run faster single-threaded than oversubscribed.
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+
+def n_params(module: torch.nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+# ---- spec budgets (pstfnet.md §A4 "PTAM parameters per scale", §A5 "MSFM parameters", §A8) ----
+FULL = 1_653_157
+ENCODER, PTAM_TOTAL, MSFM_TOTAL, DECODER = 179_304, 348_430, 1_047_966, 77_457
+PTAM_PER_SCALE = (4_282, 16_684, 65_848, 261_616)
+P2D_PER_SCALE = (2_164, 8_416, 33_184, 131_776)
+M3D_PER_SCALE = (2_118, 8_268, 32_664, 129_840)
+# §A5: one CSA = 507,688, of which token-mix Linear 452,160, qkv (Linear+BN1d) 32,768, to_out 15,390,
+# v-conv 5,120 -> attention ("SA") part 505,438 per CSA.
+TOKEN_MIX = 452_160
+SA_PART = TOKEN_MIX + 32_768 + 15_390 + 5_120
+# "w/o MC" (our reading of Table 6): DW3x3/2 and DW5x5/3 (+BN) -> one DW3x3/1 (+BN) at d = 30:
+# removes 30*9+30+60 + 30*25+30+60 = 1,200, adds 30*9+30+60 = 360; the token-mix Linear becomes
+# 576 -> 576 (576*576 + 576 = 332,352) instead of 784 -> 576.
+MC_DELTA_PER_CSA = -1_200 + 360 - TOKEN_MIX + (576 * 576 + 576)
+
+
+def test_faithful_parameter_count_and_part_budgets() -> None:
+    m = PSTFNet()
+    assert n_params(m) == FULL
+    assert n_params(m.encoder) == ENCODER
+    assert n_params(m.ptam) == PTAM_TOTAL
+    assert n_params(m.msfm) == MSFM_TOTAL
+    assert n_params(m.decoder) == DECODER
+    for i in range(4):
+        ptam = m.ptam[str(i)]
+        assert (n_params(ptam), n_params(ptam.p2d), n_params(ptam.m3d)) == (
+            PTAM_PER_SCALE[i],
+            P2D_PER_SCALE[i],
+            M3D_PER_SCALE[i],
+        )
+    assert n_params(m.msfm.csa1) == 507_688
+    assert n_params(m.msfm.csa1.proj) == TOKEN_MIX
+    # P2DConv of the paper: 15 convs conv{e}_{d}, kernel 2(e-d)+1 (spec §A4.1).
+    convs = m.ptam["0"].p2d.convs
+    assert len(convs) == 15
+    assert convs["conv4_0"][0].kernel_size == (9, 9)
+    assert convs["conv4_3"][0].kernel_size == (3, 3)
+
+
+def test_paper_mode_factory_and_registry() -> None:
+    assert {"pstfnet", "resunet"} <= set(list_models())
+    m = create("pstfnet", paper_mode=True)
+    assert (m.img_size, m.num_frames, m.grid, m.msfm_grid) == ((384, 384), 5, (24, 24), "proportional")
+    assert n_params(m) == FULL
+    assert (m.task, m.in_channels, m.size_divisor) == ("segment", 3, 8)
+    with pytest.raises(ValueError, match="num_frames"):
+        pstfnet(paper_mode=True, num_frames=3)
+
+
+@pytest.mark.parametrize(
+    ("size", "grid", "n_img", "n_tok", "params"),
+    [  # spec §A9 table: model params = 748,837 + 2 x (N * N_img + N_img)
+        (256, (16, 16), 256, 356, 931_621),
+        (384, (24, 24), 576, 784, 1_653_157),
+        (400, (25, 25), 625, 875, 1_843_837),
+        (512, (32, 32), 1024, 1401, 3_620_133),
+    ],
+)
+def test_proportional_token_table(size: int, grid: tuple, n_img: int, n_tok: int, params: int) -> None:
+    assert msfm_token_counts(size) == (grid, n_img, n_tok)
+    m = PSTFNet(img_size=size, msfm_grid="proportional")
+    assert m.msfm.csa1.n_tok == n_tok and m.msfm.csa1.n_img == n_img
+    assert n_params(m.msfm.csa1.proj) == n_tok * n_img + n_img
+    assert n_params(m) == params == 748_837 + 2 * (n_tok * n_img + n_img)
+
+
+ABLATIONS = [
+    # (kwargs, expected parameters, source)
+    ({}, FULL, "§A8 total"),
+    ({"ptam_levels": ()}, FULL - PTAM_TOTAL, "Table 3/4/5 w/o PTAM: -PTAM 348,430"),
+    ({"msfm": False}, FULL - MSFM_TOTAL, "Table 3/6 w/o MSFM: -MSFM 1,047,966"),
+    ({"ptam_levels": (), "msfm": False}, ENCODER + DECODER, "Table 3 backbone: encoder + decoder"),
+    ({"ptam_levels": (3,)}, FULL - sum(PTAM_PER_SCALE[:3]), "Table 4 w/o PTAM L1-L3"),
+    ({"ptam_levels": (2, 3)}, FULL - sum(PTAM_PER_SCALE[:2]), "Table 4 w/o PTAM L1-L2"),
+    ({"ptam_levels": (1, 2, 3)}, FULL - PTAM_PER_SCALE[0], "Table 4 w/o PTAM L1"),
+    ({"p2d": False}, FULL - sum(P2D_PER_SCALE), "Table 5 w/o P2DConv: -175,540"),
+    ({"m3d": False}, FULL - sum(M3D_PER_SCALE), "Table 5 w/o M3DConv: -172,890"),
+    ({"mc": False}, FULL + 2 * MC_DELTA_PER_CSA, "Table 6 w/o MC (2 CSAs)"),
+    ({"sa": False}, FULL - 2 * SA_PART, "Table 6 w/o SA: -2 x 505,438"),
+    ({"token_mixer": "slice"}, 748_837, "§A9: 748,837 + 2 x 0"),
+    ({"reshape_mode": "clean", "gate_act": "sigmoid"}, FULL, "Q2/Q3 switches add no parameters"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "expected", "source"), ABLATIONS, ids=[a[2] for a in ABLATIONS])
+def test_ablation_builds_runs_and_counts(kwargs: dict, expected: int, source: str) -> None:
+    torch.manual_seed(0)
+    assert n_params(PSTFNet(**kwargs)) == expected, source
+    # Forward/backward at 1x3x5x128x128 on the small widths (the same switches; the paper widths
+    # cost minutes per variant on the shared CPU).
+    m = PSTFNet(channels=SMALL, grid_size=8, **kwargs)
+    x = torch.rand(1, 3, 5, 128, 128)
+    out = m(x)
+    assert out.shape == (1, 1, 128, 128)
+    out.square().mean().backward()
+    # No dead layers: every parameter that was built takes part in the forward pass.
+    dead = [name for name, p in m.named_parameters() if p.grad is None]
+    assert dead == []
+
+
+def _randomise_bn(model: torch.nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            c = mod.num_features
+            mod.weight.data = 0.5 + torch.rand(c, generator=g)
+            mod.bias.data = 0.2 * torch.randn(c, generator=g)
+            mod.running_mean = 0.1 * torch.randn(c, generator=g)
+            mod.running_var = 0.5 + torch.rand(c, generator=g)
+
+
+@pytest.mark.parametrize("num_frames", [3, 5])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_fast_path_matches_conv3d(num_frames: int, mode: str) -> None:
+    torch.manual_seed(1)
+    m = PSTFNet(channels=SMALL, num_frames=num_frames, grid_size=4)
+    _randomise_bn(m, seed=2)
+    getattr(m, mode)()
+    x = torch.rand(2, 3, num_frames, 32, 32)
+    outs, grads = [], []
+    for fast in (True, False):
+        m.fast = fast
+        assert all(p.fast is fast for p in m.ptam.values())
+        m.zero_grad()
+        out = m(x)
+        out.square().mean().backward()
+        outs.append(out.detach())
+        grads.append({k: p.grad.clone() for k, p in m.named_parameters() if "ptam" in k})
+    assert (outs[0] - outs[1]).abs().max().item() < 1e-4
+    for k in grads[0]:
+        assert torch.allclose(grads[0][k], grads[1][k], atol=1e-4, rtol=1e-3), k
+    # Same modules in both paths: identical state-dict keys and Conv3d-shaped weights.
+    assert m.ptam["0"].m3d.head.conv.weight.dim() == 5
+
+
+def test_interface_contract_and_errors() -> None:
+    m = PSTFNet(channels=SMALL, grid_size=4).eval()
+    x = torch.rand(2, 3, 5, 32, 48)
+    pred = m.predict(x)
+    assert set(pred) == {"scores"} and pred["scores"].shape == (2, 1, 32, 48)
+    assert 0.0 <= pred["scores"].min().item() and pred["scores"].max().item() <= 1.0
+    assert torch.allclose(pred["scores"], torch.sigmoid(m(x)))
+    assert torch.allclose(m.norm.mean.flatten(), torch.full((3,), 0.359))
+    assert torch.allclose(m.norm.std.flatten(), torch.full((3,), 0.15))
+    with pytest.raises(ValueError, match="T=4 frames, model num_frames=5"):
+        m(torch.rand(1, 3, 4, 32, 32))
+    with pytest.raises(ValueError, match="1 channels, model in_channels=3"):
+        m(torch.rand(1, 1, 5, 32, 32))
+    with pytest.raises(ValueError, match="multiples of size_divisor=8"):
+        m(torch.rand(1, 3, 5, 30, 32))
+    prop = PSTFNet(channels=SMALL, msfm_grid="proportional", img_size=64)
+    with pytest.raises(ValueError, match=r"input \(32, 32\) != img_size \(64, 64\)"):
+        prop(torch.rand(1, 3, 5, 32, 32))
+    with pytest.raises(ValueError, match="token_mixer"):
+        PSTFNet(token_mixer="mean")
+    one = PSTFNet(channels=SMALL, in_channels=1, grid_size=4, mean=0.5, std=0.25)
+    assert one(torch.rand(1, 1, 5, 32, 32)).shape == (1, 1, 32, 32)
+
+
+def synthetic_blobs(n: int, t: int = 5, size: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Moving Gaussian blobs (sigma 2, peak +0.5) on N(0.3, 0.05) noise; mask = disc r=3 around
+    the blob centre in the last frame. Returns clips (n, 3, t, size, size), masks (n, 1, size, size)."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    clips = 0.3 + 0.05 * torch.randn(n, 1, t, size, size, generator=g)
+    masks = torch.zeros(n, 1, size, size)
+    for i in range(n):
+        start = 12 + (size - 24) * torch.rand(2, generator=g)
+        vel = (torch.rand(2, generator=g) - 0.5) * 4
+        for k in range(t):
+            cy, cx = start + vel * k
+            d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+            clips[i, 0, k] += 0.5 * torch.exp(-d2 / (2 * 2.0**2))
+        masks[i, 0] = (d2 <= 3.0**2).float()
+    return clips.clamp(0, 1).expand(-1, 3, -1, -1, -1).contiguous(), masks
+
+
+def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L = 1 - mean_b[(sum pg + 1) / (sum p + sum g - sum pg + 1)], p = sigmoid (spec §A10)."""
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum((1, 2, 3))
+    return 1 - ((inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) - inter + 1)).mean()
+
+
+def train_losses(model: torch.nn.Module, steps: int, batch: int, lr: float) -> list[float]:
+    torch.manual_seed(0)
+    clips, masks = synthetic_blobs(32)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    losses = []
+    for s in range(steps):
+        idx = (torch.arange(batch) + s * batch) % len(clips)
+        loss = soft_iou_loss(model(clips[idx]), masks[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.slow  # ~50-100 s on the shared 2-core CPU (first10 0.985 -> last10 0.104); -m slow
+def test_small_pstfnet_halves_softiou_loss() -> None:
+    torch.manual_seed(0)
+    model = PSTFNet(channels=SMALL, msfm_grid="proportional", img_size=64)
+    t0 = time.perf_counter()
+    losses = train_losses(model, steps=100, batch=4, lr=1e-2)
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < 0.5 * first, (first, last, time.perf_counter() - t0)
