@@ -212,7 +212,7 @@ def real_table(rows: list[dict[str, Any]]) -> str:
         res = r["results"]
         pd = res.get("pd[point]")
         fa_frame = res.get("fa_per_frame[point]")
-        fa_pix = res.get("fa_pix[point]")
+        fa_pix = res.get("fa[point]")
         f = lambda v, s, fmt: "–" if v is None else fmt.format(v * s)  # noqa: E731
         lines.append(
             f"| {r['label']} | {f(pd, 100, '{:.2f}')} | {f(fa_frame, 1, '{:.3f}')} | {f(fa_pix, 1e6, '{:.2f}')} | {res.get('frames', '–')} |"
@@ -282,7 +282,7 @@ def run_demo(
     quick: bool = False,
     device: str | None = None,
     real: str | Path | None = "auto",
-    real_stride: int = 4,
+    real_stride: int = 10,
     synth: dict[str, Any] | None = None,
 ) -> Path:
     """Run the whole demo; returns the path of ``report.md``."""
@@ -421,7 +421,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         print(
             "keys: out=runs/demo preset=demo seed=0 methods=[pstfnet,resunet,smfnet,tophat] quick=false "
-            "device=null real=auto real_stride=4"
+            "device=null real=auto real_stride=10"
         )
         return 0
     kw = parse_overrides(argv)
