@@ -1,0 +1,45 @@
+"""The demo's whole path in quick mode: synth -> train -> score by mSCR -> real data -> report."""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from mirstd.report.demo import pd_at_fa, run_demo, table1
+
+SHARED = Path(os.environ.get("MIRSTD_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared"))
+
+
+def test_pd_at_fa_interpolates_on_log_fa():
+    curve = {"fa": [1e-6, 1e-4, 1e-2], "pd": [0.2, 0.6, 0.9]}
+    assert pd_at_fa(curve, 1e-5) == pytest.approx(0.4)
+    assert pd_at_fa(curve, 1e-4) == pytest.approx(0.6)
+    assert math.isnan(pd_at_fa(curve, 1e-7))  # below the lowest reached Fa: unknown, not zero
+    assert math.isnan(pd_at_fa(None, 1e-5))
+
+
+def test_table1_marks_box_metrics_as_approximate():
+    res = {"iou[box_as_mask]": 0.5, "pd[centroid:box_as_mask]": 0.75, "fa[centroid:box_as_mask]": 2e-5}
+    row = {"label": "boxes", "params": 10, "results": res, "pd_at_fa_low": float("nan")}
+    text = table1([row])
+    assert "| boxes | 10 | – | – | – | – | – | – | ≈50.00 | ≈75.00 | ≈20.00 | – |" in text
+
+
+def test_quick_demo_writes_report(tmp_path):
+    real = SHARED / "data" / "airground-real"
+    report = run_demo(
+        out=tmp_path, preset="smoke", quick=True, methods=["tophat", "resunet"],
+        real=real if real.is_dir() else None, real_stride=50,
+    )  # fmt: skip
+    text = report.read_text()
+    assert "| Top-Hat | 0 |" in text and "| ResUNet (single frame) |" in text
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert [r["label"] for r in data["rows"]] == ["Top-Hat", "ResUNet (single frame)"]
+    tophat = data["rows"][0]["results"]
+    assert 0.0 <= tophat["iou"] <= 1.0 and tophat["frames"] > 0
+    assert (tmp_path / "runs" / "segment" / "resunet" / "weights" / "best.pt").is_file()
+    assert (tmp_path / "pdfa.png").stat().st_size > 1000 and (tmp_path / "roc.png").is_file()
+    if real.is_dir():
+        assert data["real"][0]["results"]["frames"] == 16  # 8 sequences x key frames 0 and 50
