@@ -59,6 +59,19 @@ def postprocess(
     return out
 
 
+def raw_reg(raw_k: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
+    """Raw box logits (num_fg, 4) = (tx, ty, tw, th) of the positives of one image (raw_k: (5+nc, h, w))."""
+    return raw_k[:4].float().flatten(1).t()[fg]
+
+
+def l1_target(gt: torch.Tensor, cells: torch.Tensor, stride: int = 8, eps: float = 1e-8) -> torch.Tensor:
+    """YOLOX L1 regression target in raw units: (cx/s − j, cy/s − i, log(w/s + ε), log(h/s + ε)).
+
+    ``gt`` (N, 4) cxcywh matched boxes, ``cells`` (N, 2) their positives' cells (j, i); the inverse of
+    :func:`decode` (YOLOX ``get_l1_target``)."""
+    return torch.cat([gt[:, :2] / stride - cells, torch.log(gt[:, 2:] / stride + eps)], 1)
+
+
 def pairwise_iou_cxcywh(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """IoU (N, M) between (cx, cy, w, h) boxes, no +1 (YOLOX ``bboxes_iou(xyxy=False)``)."""
     tl = torch.maximum(a[:, None, :2] - a[:, None, 2:] / 2, b[None, :, :2] - b[None, :, 2:] / 2)
@@ -146,6 +159,7 @@ def yolox_loss(
     gt_classes: Sequence[torch.Tensor] | None = None,
     stride: int = 8,
     min_size: float = 0.0,
+    l1_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """YOLOX/SimOTA loss on one output level (spec §10).
 
@@ -157,6 +171,9 @@ def yolox_loss(
         gt_boxes: B tensors (N, 4) of edge boxes in input pixels (the collate dict's ``boxes``).
         gt_classes: optional B tensors (N,) of class ids (default: all 0).
         min_size: drop GT boxes with width or height ≤ min_size (the lab loader uses 1, spec §11.3).
+        l1_weight: weight of YOLOX's optional L1 term ``Σ_pos |t − t*| / num_fg`` on the raw box logits
+            (target :func:`l1_target`); YOLOX switches it on for its last epochs, the SSTNet/SMFNet lab
+            never does (spec §10: "No L1 term"), so the faithful default is 0. Reported as ``parts["l1"]``.
     Returns ``(total, {"iou", "obj", "cls", "num_fg"})``; parts are already divided by num_fg.
     """
     b, c, h, w = raw.shape
@@ -166,7 +183,7 @@ def yolox_loss(
     dec = decode(raw, stride)  # (B, A, 5+nc), fp32
     grid = make_grid(h, w, raw.device)
     obj_t = torch.zeros(dec.shape[:2], device=raw.device)
-    box_p, box_t, cls_p, cls_t = [], [], [], []
+    box_p, box_t, cls_p, cls_t, l1_p, l1_t = [], [], [], [], [], []
     for k in range(b):
         boxes = torch.as_tensor(gt_boxes[k], dtype=torch.float32, device=raw.device).reshape(-1, 4)
         classes = (
@@ -191,6 +208,9 @@ def yolox_loss(
         box_t.append(boxes[gt_idx])
         cls_p.append(d[fg, 5:])
         cls_t.append(F.one_hot(classes[gt_idx], nc).float() * piou[:, None])
+        if l1_weight > 0:
+            l1_p.append(raw_reg(raw[k], fg))
+            l1_t.append(l1_target(boxes[gt_idx], grid[fg], stride))
     num_fg = sum(len(p) for p in box_p)
     norm = float(max(num_fg, 1))
     l_obj = F.binary_cross_entropy_with_logits(dec[..., 4], obj_t, reduction="sum")
@@ -200,10 +220,16 @@ def yolox_loss(
     else:
         l_iou = l_cls = dec.sum() * 0.0
     total = (IOU_LOSS_WEIGHT * l_iou + l_obj + l_cls) / norm
+    l_l1 = None
+    if l1_weight > 0:
+        l_l1 = F.l1_loss(torch.cat(l1_p), torch.cat(l1_t), reduction="sum") if num_fg else dec.sum() * 0.0
+        total = total + l1_weight * l_l1 / norm
     parts = {
         "iou": float(IOU_LOSS_WEIGHT * l_iou.detach() / norm),
         "obj": float(l_obj.detach() / norm),
         "cls": float(l_cls.detach() / norm),
         "num_fg": float(num_fg),
     }
+    if l_l1 is not None:
+        parts["l1"] = float(l1_weight * l_l1.detach() / norm)
     return total, parts
