@@ -173,8 +173,9 @@ class Trainer:
         self.sampler = SeededBatchSampler(
             len(train_ds), int(cfg["batch"]), int(cfg["seed"]), self.rank, self.world
         )
+        self.train_samples = SeededSamples(train_ds, int(cfg["seed"]))
         self.loader = DataLoader(
-            SeededSamples(train_ds, int(cfg["seed"])),
+            self.train_samples,
             batch_sampler=self.sampler,
             collate_fn=default_collate_clips,
             num_workers=workers,
@@ -302,6 +303,23 @@ class Trainer:
             t = t.cpu()
         return {k: float(t[i] / max(t[-1], 1)) for i, k in enumerate(keys)}
 
+    def _precise_bn(self) -> None:
+        """Re-estimate BN statistics of the weights about to be validated or saved (``precise_bn=N``)."""
+        n = int(self.cfg.get("precise_bn") or 0)
+        if n <= 0 or self.rank != 0:
+            return
+        from mirstd.engine.data import epoch_permutation
+        from mirstd.engine.optim import precise_bn
+
+        # Shuffled training samples with their own seeded stream (epoch offset), so the global RNG
+        # and the training order stay untouched and a resumed run recomputes the same statistics.
+        epoch = 1_000_000 + self.step
+        perm = epoch_permutation(len(self.train_samples), int(self.cfg["seed"]), epoch)
+        bs = max(int(self.cfg["batch"]) // self.world, 1)
+        keys = [[(epoch, i) for i in perm[k * bs : (k + 1) * bs]] for k in range(min(n, len(perm) // bs))]
+        batches = (default_collate_clips([self.train_samples[key] for key in b]) for b in keys)
+        precise_bn(self.ema.module if self.ema else self.model, batches, self.device)
+
     def _validate(self) -> dict[str, float]:
         from mirstd.engine.validation import evaluate, flat_numbers, pick_metric
 
@@ -385,6 +403,9 @@ class Trainer:
                     )
                 last = self.step >= self.total
                 do_val = self.val_every > 0 and (self.step % self.val_every == 0 or last)
+                saving = self.step % self.save_every == 0 or last
+                if do_val or saving:
+                    self._precise_bn()
                 if do_val or (self.val_every == 0 and (self.step % self.save_every == 0 or last)):
                     self._log_point(sums, n, t0, do_val)
                     sums, n = {}, 0

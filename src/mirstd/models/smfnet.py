@@ -345,8 +345,12 @@ class SMFNet(YOLOXDetectorMixin, nn.Module):
         pretrained_3d: str | None = None,
         conf: float = 0.001,
         nms_iou: float = 0.65,
+        input_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        if not 0.25 <= float(input_scale) <= 8:
+            raise ValueError(f"SMFNet: input_scale must be in [0.25, 8], got {input_scale}")
+        self.input_scale = float(input_scale)
         if neck not in ("itsdt", "irdst"):
             raise ValueError(f"SMFNet: neck must be 'itsdt' or 'irdst', got {neck!r}")
         if init not in ("lab", "torch"):
@@ -378,7 +382,7 @@ class SMFNet(YOLOXDetectorMixin, nn.Module):
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         """clip (B, 3, T, H, W) in [0, 1] → raw head output (B, 5+nc, H/8, W/8) = [tx, ty, tw, th, obj, cls…]."""
         self._check(clip)
-        x = (clip - self.mean) / self.std
+        x = (self._rescale_input(clip) - self.mean) / self.std
         f2d = self.backbone(x[:, :, -1])  # key frame = last (causal)
         xt = self.backbone_3d(x)
         f1, f2, f3 = (enc(f, xt, self.upsample_late) for enc, f in zip(self.encoders, f2d))

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 # YOLOX BatchNorm settings (spec §2); the 3D branch and the channel encoder use PyTorch defaults.
 YOLOX_BN = {"eps": 1e-3, "momentum": 0.03}
@@ -217,6 +218,18 @@ class YOLOXDetectorMixin:
     size_divisor = 32
     conf: float = 0.001
     nms_iou: float = 0.65
+    # The lab resizes every frame to 512 px before the network (spec §11.4): DAUB's 256 px frames are
+    # enlarged 2x, so its 8x8 boxes cover 16x16 px on the stride-8 grid. ``input_scale`` does that
+    # resize inside the model, so data, evaluation and prediction stay in frame pixels.
+    input_scale: float = 1.0
+
+    def _rescale_input(self, clip: torch.Tensor) -> torch.Tensor:
+        s = float(self.input_scale)
+        if s == 1.0:
+            return clip
+        b, c, t, h, w = clip.shape
+        x = F.interpolate(clip.reshape(b, c * t, h, w), scale_factor=s, mode="bilinear", align_corners=False)
+        return x.reshape(b, c, t, *x.shape[-2:])
 
     def _check(self, clip: torch.Tensor) -> None:
         name = type(self).__name__
@@ -236,7 +249,10 @@ class YOLOXDetectorMixin:
         """
         from mirstd.engine.yolox import yolox_loss
 
-        return yolox_loss(raw, batch["boxes"], batch.get("classes"), stride=8)
+        boxes = batch["boxes"]
+        if float(self.input_scale) != 1.0:
+            boxes = [b * float(self.input_scale) for b in boxes]
+        return yolox_loss(raw, boxes, batch.get("classes"), stride=8)
 
     @torch.inference_mode()
     def predict(self, clip: torch.Tensor, conf: float | None = None, nms_iou: float | None = None) -> dict:
@@ -253,4 +269,7 @@ class YOLOXDetectorMixin:
             self.train(was_training)  # type: ignore[attr-defined]
         conf = self.conf if conf is None else conf
         nms_iou = self.nms_iou if nms_iou is None else nms_iou
-        return {"boxes": postprocess(raw, stride=8, conf=conf, nms_iou=nms_iou)}
+        dets = postprocess(raw, stride=8, conf=conf, nms_iou=nms_iou)
+        if float(self.input_scale) != 1.0:
+            dets = [torch.cat([d[:, :4] / float(self.input_scale), d[:, 4:]], 1) for d in dets]
+        return {"boxes": dets}
