@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import copy
 import time
 
 import pytest
 import torch
 
 from mirstd.models import create, list_models
-from mirstd.models.pstfnet import PSTFNet, msfm_token_counts, pstfnet
+from mirstd.models.pstfnet import PSTFNet, _conv3d_frames, msfm_token_counts, pstfnet
 
 SMALL = (4, 8, 16, 32)
 
@@ -141,25 +142,62 @@ def _randomise_bn(model: torch.nn.Module, seed: int) -> None:
 @pytest.mark.parametrize("num_frames", [3, 5])
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_fast_path_matches_conv3d(num_frames: int, mode: str) -> None:
+    # fast: batched encoder (per-frame BN statistics) + Conv2d PTAM; reference: per-frame encoder
+    # loop + literal nn.Conv3d. Outputs, every gradient and every BN buffer after the step agree.
     torch.manual_seed(1)
-    m = PSTFNet(channels=SMALL, num_frames=num_frames, grid_size=4)
-    _randomise_bn(m, seed=2)
-    getattr(m, mode)()
+    fast = PSTFNet(channels=SMALL, num_frames=num_frames, grid_size=4)
+    _randomise_bn(fast, seed=2)
+    ref = copy.deepcopy(fast)
+    ref.fast = False
+    assert all(p.fast for p in fast.ptam.values()) and not any(p.fast for p in ref.ptam.values())
     x = torch.rand(2, 3, num_frames, 32, 32)
-    outs, grads = [], []
-    for fast in (True, False):
-        m.fast = fast
-        assert all(p.fast is fast for p in m.ptam.values())
-        m.zero_grad()
+    outs = []
+    for m in (fast, ref):
+        getattr(m, mode)()
         out = m(x)
         out.square().mean().backward()
         outs.append(out.detach())
-        grads.append({k: p.grad.clone() for k, p in m.named_parameters() if "ptam" in k})
     assert (outs[0] - outs[1]).abs().max().item() < 1e-4
-    for k in grads[0]:
-        assert torch.allclose(grads[0][k], grads[1][k], atol=1e-4, rtol=1e-3), k
+    grads_ref = dict(ref.named_parameters())
+    for k, p in fast.named_parameters():
+        assert torch.allclose(p.grad, grads_ref[k].grad, atol=1e-4, rtol=1e-3), k
+    bufs_ref = dict(ref.named_buffers())
+    for k, buf in fast.named_buffers():
+        assert torch.allclose(buf.float(), bufs_ref[k].float(), atol=1e-5, rtol=1e-4), k
+    if mode == "train":  # encoder BN: one running-stat update per frame, as the lab loop
+        assert int(fast.encoder.stages[0][0].bn1.num_batches_tracked) == num_frames
     # Same modules in both paths: identical state-dict keys and Conv3d-shaped weights.
-    assert m.ptam["0"].m3d.head.conv.weight.dim() == 5
+    assert fast.state_dict().keys() == ref.state_dict().keys()
+    assert fast.ptam["0"].m3d.head.conv.weight.dim() == 5
+
+
+@pytest.mark.parametrize(
+    ("cin", "cout", "kernel", "frames"),
+    [
+        (4, 3, (3, 3, 3), 5),  # narrow input: block-Toeplitz Conv2d over stacked frames
+        (12, 5, (3, 3, 3), 5),  # wide input: tap-wise Conv2d + _TimeShiftSum
+        (12, 5, (5, 3, 3), 3),  # kt > T: taps that read no frame
+        (3, 3, (5, 1, 1), 5),  # temporal-only kernel (M3D branches)
+        (3, 3, (1, 3, 3), 5),  # spatial-only kernel: Conv2d over B*T frames
+    ],
+)
+def test_conv3d_frames_matches_conv3d(cin: int, cout: int, kernel: tuple, frames: int) -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(cin, cout, kernel, padding=tuple(k // 2 for k in kernel))
+    x = torch.randn(2, frames, cin, 12, 10, requires_grad=True)
+    grad_out = torch.randn(2, frames, cout, 12, 10)
+    results = []
+    for fn in (lambda: _conv3d_frames(x, conv), lambda: conv(x.transpose(1, 2)).transpose(1, 2)):
+        x.grad = None
+        conv.zero_grad()
+        y = fn()
+        y.backward(grad_out)
+        results.append((y.detach(), x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()))
+    for got, want in zip(*results, strict=True):
+        assert got.shape == want.shape
+        assert (got - want).abs().max().item() < 1e-4
+    last = _conv3d_frames(x.detach(), conv, last_only=True)
+    assert (last[:, 0] - results[1][0][:, -1]).abs().max().item() < 1e-4
 
 
 def test_interface_contract_and_errors() -> None:
@@ -211,9 +249,11 @@ def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1 - ((inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) - inter + 1)).mean()
 
 
-def train_losses(model: torch.nn.Module, steps: int, batch: int, lr: float) -> list[float]:
-    torch.manual_seed(0)
-    clips, masks = synthetic_blobs(32)
+def train_losses(
+    model: torch.nn.Module, steps: int, batch: int, lr: float, size: int, seed: int
+) -> list[float]:
+    torch.manual_seed(seed)
+    clips, masks = synthetic_blobs(32, size=size, seed=seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     losses = []
     for s in range(steps):
@@ -226,11 +266,16 @@ def train_losses(model: torch.nn.Module, steps: int, batch: int, lr: float) -> l
     return losses
 
 
-@pytest.mark.slow  # ~50-100 s on the shared 2-core CPU (first10 0.985 -> last10 0.104); -m slow
-def test_small_pstfnet_halves_softiou_loss() -> None:
-    torch.manual_seed(0)
-    model = PSTFNet(channels=SMALL, msfm_grid="proportional", img_size=64)
+@pytest.mark.parametrize(
+    "seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)]
+)
+def test_small_pstfnet_halves_softiou_loss(seed: int) -> None:
+    # Small widths, 4x4 MSFM grid (the `mirstd demo` setting), 48 px, 50 steps of AdamW lr 3e-2:
+    # last10/first10 = 0.09 / 0.12 / 0.26 for seeds 0 / 1 / 2 (0.11 / 0.33 for seeds 3 / 4),
+    # ~13 s per seed on the shared 2-core CPU (was 100 steps at 64 px, 50-100 s).
+    torch.manual_seed(seed)
+    model = PSTFNet(channels=SMALL, grid_size=4)
     t0 = time.perf_counter()
-    losses = train_losses(model, steps=100, batch=4, lr=1e-2)
+    losses = train_losses(model, steps=50, batch=4, lr=3e-2, size=48, seed=seed)
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
     assert last < 0.5 * first, (first, last, time.perf_counter() - t0)

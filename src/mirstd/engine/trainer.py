@@ -403,8 +403,7 @@ class Trainer:
                     )
                 last = self.step >= self.total
                 do_val = self.val_every > 0 and (self.step % self.val_every == 0 or last)
-                saving = self.step % self.save_every == 0 or last
-                if do_val or saving:
+                if do_val or last:  # mid-run last.pt saves only serve resuming: no need to re-estimate
                     self._precise_bn()
                 if do_val or (self.val_every == 0 and (self.step % self.save_every == 0 or last)):
                     self._log_point(sums, n, t0, do_val)

@@ -13,11 +13,14 @@ Pipeline for a clip ``(B, 3, T, H, W)``, current frame last:
 
 Paper mode (``img_size=384, num_frames=5``): 1,653,157 parameters, 37.02 GFLOPs (2 x MAC).
 
-Speed (``fast=True``): every ``nn.Conv3d`` of PTAM is evaluated as one ``Conv2d`` over
-``batch x time`` with the ``kt`` temporal taps stacked on the output channels, followed by a
-shifted sum over time (``_conv3d_frames``); in eval mode the gate tails compute only the last
-time slice, the only one used. Parameters stay ``nn.Conv3d`` so state dicts are identical to the
-``fast=False`` path (literal ``nn.Conv3d`` calls).
+Speed (``fast=True``, the default; ``fast=False`` is the literal reference): the encoder runs once
+on the ``B*T`` frames with per-frame BN statistics (``FrameBatchNorm2d``, = the lab's one call per
+frame, running statistics included); every ``nn.Conv3d`` of PTAM is evaluated with 2-D convs
+(``_conv3d_frames``: block-Toeplitz conv over frames stacked on channels for narrow inputs, else
+all taps in one conv over ``batch x time`` and a shifted sum with a hand-written backward); 2-D
+convs compute their input gradient as a forward conv (``FastConv2d``). In eval mode the gate tails
+compute only the last time slice, the only one used. Parameters stay ``nn.Conv3d`` / ``nn.Conv2d``
+/ ``nn.BatchNorm2d`` so state dicts are identical to the ``fast=False`` path.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ import torch.nn.functional as F
 from mirstd.models.registry import register_model
 from mirstd.models.resunet import (
     ClipNorm,
+    FastConv2d,
     ResBlock,
     ResCBAMBlock,
     ResUNetDecoder,
     ResUNetEncoder,
     check_clip,
+    conv2d_same,
 )
 
 __all__ = ["MSFM", "PTAM", "PSTFNet", "msfm_token_counts", "pstfnet"]
@@ -46,12 +51,86 @@ GATE_ACTS = ("relu_sigmoid", "sigmoid")
 # ----------------------------------------------------------------------------------------------
 # Conv3d helpers: faithful 5-D path and the fast "frames as batch" path
 # ----------------------------------------------------------------------------------------------
+class _TimeShiftSum(torch.autograd.Function):
+    """``out[:, o] = sum_dt y[:, o + dt - pt, dt]`` over the taps whose input frame exists.
+
+    ``y (B, T, kt, C, H, W)`` holds every temporal tap of every input frame. Autograd's slicing
+    would zero-fill a full-size gradient per tap; this backward writes each gradient slice once
+    and zeroes only the frames a tap never reads (index arithmetic, no cat).
+    """
+
+    @staticmethod
+    def forward(ctx, y, pt, t_out):  # noqa: ANN001, ANN205
+        ctx.pt, ctx.t_out, ctx.shape = pt, t_out, y.shape
+        out = None
+        for dt, lo, hi in _tap_ranges(y.shape[1], y.shape[2], pt, t_out):
+            part = y[:, lo + dt - pt : hi + dt - pt, dt]
+            if out is None and (lo, hi) == (0, t_out):
+                out = part.clone()
+                continue
+            if out is None:
+                out = y.new_zeros(y.shape[0], t_out, *y.shape[3:])
+            out[:, lo:hi] += part
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        t, kt = ctx.shape[1], ctx.shape[2]
+        gy = grad.new_empty(ctx.shape)
+        reads = {
+            dt: (lo + dt - ctx.pt, hi + dt - ctx.pt, lo, hi)
+            for dt, lo, hi in _tap_ranges(t, kt, ctx.pt, ctx.t_out)
+        }
+        for dt in range(kt):
+            s0, s1, lo, hi = reads.get(dt, (t, t, 0, 0))  # input frames [s0, s1) read by tap dt
+            gy[:, s0:s1, dt] = grad[:, lo:hi]
+            gy[:, :s0, dt].zero_()
+            gy[:, s1:, dt].zero_()
+        return gy, None, None
+
+
+def _tap_ranges(t: int, kt: int, pt: int, t_out: int) -> list[tuple[int, int, int]]:
+    """``(dt, lo, hi)``: output times ``[lo, hi)`` whose input frame ``o + dt - pt`` exists."""
+    ranges = []
+    for dt in range(kt):
+        lo, hi = max(0, pt - dt), min(t_out, t + pt - dt)
+        if lo < hi:
+            ranges.append((dt, lo, hi))
+    return ranges
+
+
+def _toeplitz_weight(weight: torch.Tensor, t: int, pt: int, t_out: int) -> torch.Tensor:
+    """Block-Toeplitz 2-D weight ``(t_out*Cout, t*Cin, kh, kw)``: block ``(o, s)`` = ``W[:, :, s - o + pt]``
+    (zero outside ``0..kt-1``), so one Conv2d over frames stacked on channels is the Conv3d."""
+    cout, cin, kt = weight.shape[:3]
+    tap = (
+        torch.arange(t, device=weight.device).view(1, t)
+        - torch.arange(t_out, device=weight.device).view(t_out, 1)
+        + pt
+    )
+    tap = torch.where((tap >= 0) & (tap < kt), tap, torch.full_like(tap, kt))  # kt -> the zero tap
+    padded = torch.cat([weight, weight.new_zeros(cout, cin, 1, *weight.shape[3:])], dim=2)
+    big = padded[:, :, tap.flatten()].view(cout, cin, t_out, t, *weight.shape[3:])
+    return big.permute(2, 0, 3, 1, 4, 5).reshape(t_out * cout, t * cin, *weight.shape[3:])
+
+
+# Stacking frames on channels costs T/kt times the FLOPs of the tap-wise conv but no temporal
+# shuffling; on this CPU it wins while the input is narrow (measured crossover ~8-16 channels).
+TOEPLITZ_MAX_CIN = 8
+
+
 def _conv3d_frames(x: torch.Tensor, conv: nn.Conv3d, last_only: bool = False) -> torch.Tensor:
     """``conv`` (stride 1, no dilation/groups) on frames-first ``x (B, T, Cin, H, W)``.
 
-    ``out[t] = b + sum_dt W[:, :, dt] * x[t + dt - pt]`` (``*`` = 2-D conv). All ``kt`` taps run as
-    one Conv2d over ``B*T`` frames with ``kt*Cout`` outputs, then shifted slices are summed --
-    identical to ``nn.Conv3d`` but avoids PyTorch's slow CPU 3-D kernels.
+    ``out[t] = b + sum_dt W[:, :, dt] * x[t + dt - pt]`` (``*`` = 2-D conv), identical to
+    ``nn.Conv3d`` but avoiding PyTorch's slow CPU 3-D kernels, by one of:
+
+    * ``kt = 1``: one Conv2d over the ``B*T`` frames;
+    * narrow input (``Cin <= TOEPLITZ_MAX_CIN``) or 1x1 spatial kernel: one Conv2d on the frames
+      stacked on channels, ``(B, T*Cin) -> (B, T_out*Cout)``, block-Toeplitz weight;
+    * otherwise all ``kt`` taps as one Conv2d over ``B*T`` frames with ``kt*Cout`` outputs, then the
+      shifted sum over time (``_TimeShiftSum``).
 
     Returns ``(B, T_out, Cout, H', W')``, or ``(B, 1, Cout, H', W')`` with only the last output
     time when ``last_only`` (its taps are stacked on the input channels: one small Conv2d).
@@ -66,26 +145,17 @@ def _conv3d_frames(x: torch.Tensor, conv: nn.Conv3d, last_only: bool = False) ->
         taps = [dt for dt in range(kt) if 0 <= t_out - 1 + dt - pt < t]
         xin = torch.cat([x[:, t_out - 1 + dt - pt] for dt in taps], dim=1)
         wcat = torch.cat([weight[:, :, dt] for dt in taps], dim=1)
-        return F.conv2d(xin, wcat, conv.bias, padding=pad2d).unsqueeze(1)
+        return conv2d_same(xin, wcat, conv.bias, pad2d).unsqueeze(1)
     if kt == 1:
-        y = F.conv2d(x.reshape(b * t, cin, h, w), weight[:, :, 0], conv.bias, padding=pad2d)
+        y = conv2d_same(x.reshape(b * t, cin, h, w), weight[:, :, 0], conv.bias, pad2d)
         return y.view(b, t, cout, *y.shape[-2:])
+    if cin <= TOEPLITZ_MAX_CIN or weight.shape[-2:] == (1, 1):
+        bias = conv.bias.repeat(t_out) if conv.bias is not None else None
+        y = conv2d_same(x.reshape(b, t * cin, h, w), _toeplitz_weight(weight, t, pt, t_out), bias, pad2d)
+        return y.view(b, t_out, cout, *y.shape[-2:])
     w2 = weight.permute(2, 0, 1, 3, 4).reshape(kt * cout, cin, *weight.shape[-2:])
-    y = F.conv2d(x.reshape(b * t, cin, h, w), w2, padding=pad2d)
-    y = y.view(b, t, kt, cout, *y.shape[-2:])
-    out = None
-    for dt in range(kt):
-        lo, hi = max(0, pt - dt), min(t_out, t + pt - dt)  # output range whose input frame exists
-        if lo >= hi:
-            continue
-        part = y[:, lo + dt - pt : hi + dt - pt, dt]
-        if lo == 0 and hi == t_out and out is None:
-            out = part.clone()
-        else:
-            if out is None:
-                out = y.new_zeros(b, t_out, cout, *y.shape[-2:])
-            out[:, lo:hi] += part
-    assert out is not None
+    y = conv2d_same(x.reshape(b * t, cin, h, w), w2, None, pad2d)
+    out = _TimeShiftSum.apply(y.view(b, t, kt, cout, *y.shape[-2:]), pt, t_out)
     if conv.bias is not None:
         out = out + conv.bias.view(1, 1, cout, 1, 1)
     return out
@@ -118,7 +188,9 @@ class ConvBNAct3d(nn.Module):
 
 
 def _conv_bn_relu2d(cin: int, cout: int, k: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        FastConv2d(cin, cout, k, padding=k // 2), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -308,11 +380,11 @@ class FFN(nn.Module):
         super().__init__()
         self.net = nn.Sequential(
             nn.BatchNorm2d(c),
-            nn.Conv2d(c, h, 1),
+            FastConv2d(c, h, 1),
             nn.BatchNorm2d(h),
             nn.Conv2d(h, h, 3, padding=1, groups=c),
             nn.ReLU6(),
-            nn.Conv2d(h, c, 1),
+            FastConv2d(h, c, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -388,7 +460,7 @@ class CrossScaleAttention(nn.Module):
             self.proj = nn.Linear(self.n_tok, self.n_img) if token_mixer == "linear" else None
             self.to_out = nn.Linear(self.dh, dim)
         self.bn_out = nn.BatchNorm2d(dim)
-        self.conv_out = nn.Conv2d(dim, dim, 1)
+        self.conv_out = FastConv2d(dim, dim, 1)
 
     def _attention(self, tokens: torch.Tensor) -> torch.Tensor:
         """``tokens (B, N, dim)`` -> ``(B, N_img, dim)``."""
@@ -433,9 +505,9 @@ class ScaleAwareGate(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.local = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels))
-        self.glob = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels))
-        self.act = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels))
+        self.local = nn.Sequential(FastConv2d(channels, channels, 1), nn.BatchNorm2d(channels))
+        self.glob = nn.Sequential(FastConv2d(channels, channels, 1), nn.BatchNorm2d(channels))
+        self.act = nn.Sequential(FastConv2d(channels, channels, 1), nn.BatchNorm2d(channels))
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
@@ -467,7 +539,7 @@ class MSFM(nn.Module):
         self.channels, self.grid = list(channels), grid
         dim = sum(channels)
         hid = dim // 4
-        self.down = nn.Conv2d(dim, hid, 1)
+        self.down = FastConv2d(dim, hid, 1)
 
         def csa() -> CrossScaleAttention:
             return CrossScaleAttention(
@@ -479,7 +551,7 @@ class MSFM(nn.Module):
         self.csa2 = csa()
         self.ffn = FFN(hid, 2 * hid)
         self.bn = nn.BatchNorm2d(hid)
-        self.up = nn.Conv2d(hid, dim, 1)
+        self.up = FastConv2d(hid, dim, 1)
         self.gates = nn.ModuleList(ScaleAwareGate(c) for c in channels)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -597,12 +669,19 @@ class PSTFNet(nn.Module):
             m.fast = self._fast
 
     def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Per-frame encoder (one call per frame, so train-mode BN sees each frame alone, as the
-        lab loop does). Returns per level ``(B, T, C, h, w)`` (fast) or ``(B, C, T, h, w)``."""
-        frames = range(x.shape[2]) if self.ptam_levels else [x.shape[2] - 1]  # no PTAM: last only
-        per_frame = [self.encoder(x[:, :, t]) for t in frames]
-        dim = 1 if self.fast else 2
-        return [torch.stack([f[lvl] for f in per_frame], dim=dim) for lvl in range(4)]
+        """Shared per-frame encoder; train-mode BN sees each frame alone, as in the lab loop (spec
+        §A3). ``fast``: one batched call over ``B*T`` frames with per-frame BN statistics
+        (``FrameBatchNorm2d``), identical outputs and running statistics to the per-frame loop of
+        ``fast=False``. Returns per level ``(B, T, C, h, w)`` (fast) or ``(B, C, T, h, w)``."""
+        if not self.ptam_levels:  # no PTAM: only the current frame is ever used
+            return [f.unsqueeze(1 if self.fast else 2) for f in self.encoder(x[:, :, -1])]
+        if not self.fast:  # reference: literally one encoder call per frame
+            per_frame = [self.encoder(x[:, :, t]) for t in range(x.shape[2])]
+            return [torch.stack([f[lvl] for f in per_frame], dim=2) for lvl in range(4)]
+        # One call on the B*T frames in (b, t) order; FrameBatchNorm2d keeps per-frame statistics.
+        b, c, t, h, w = x.shape
+        feats = self.encoder(x.transpose(1, 2).reshape(b * t, c, h, w), frames=t)
+        return [f.view(b, t, *f.shape[1:]) for f in feats]
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         """Clip ``(B, C, T, H, W)`` in [0, 1], current frame last -> logits ``(B, 1, H, W)``."""

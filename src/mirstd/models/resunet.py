@@ -11,6 +11,10 @@ Two flavours share this file (spec ``pstfnet.md`` §A3, §A6, §B3, Part C):
   (the DTUM backbone, spec §B3).
 
 Both take the whole clip ``(B, C, T, H, W)`` in [0, 1] and use only the last frame (spec Part C).
+
+Training speed: convolutions are ``FastConv2d`` (same parameters as ``nn.Conv2d``, input gradient
+as a forward conv) and BN layers ``FrameBatchNorm2d`` (stock BN unless an encoder call stacks the
+frames of several clips, see PSTFNet); outputs, gradients and state dicts are unchanged.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from mirstd.models.registry import register_model
 __all__ = [
     "ChannelAttention",
     "ClipNorm",
+    "FastConv2d",
+    "FrameBatchNorm2d",
     "ResBlock",
     "ResCBAMBlock",
     "ResUNet",
@@ -33,8 +39,120 @@ __all__ = [
     "ResUNetEncoder",
     "SpatialAttention",
     "check_clip",
+    "conv2d_same",
     "make_stage",
 ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Training-speed helpers (identical outputs and state dicts; see benchmarks/bench_pstfnet.py)
+# ----------------------------------------------------------------------------------------------
+class _SameConv2dFn(torch.autograd.Function):
+    """Stride-1, ungrouped ``F.conv2d`` whose input gradient is computed as a forward conv.
+
+    ``dL/dx = conv2d(dL/dy, W^T flipped, padding = k - 1 - p)`` (the transposed convolution of a
+    stride-1 conv). Mathematically the same gradient as autograd's, but PyTorch's CPU oneDNN
+    backward-data kernel is 5-20x slower than its forward kernel for the few-channel maps of these
+    models (measured: 2->2 9x9 at 2x256^2, 0.26 s vs 0.02 s). The weight gradient keeps the
+    native kernel (``aten.convolution_backward``), which is fast.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding):  # noqa: ANN001, ANN205
+        ctx.save_for_backward(x, weight)
+        ctx.padding = padding
+        return F.conv2d(x, weight, bias, padding=padding)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        x, weight = ctx.saved_tensors
+        (ph, pw), (kh, kw) = ctx.padding, weight.shape[-2:]
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            wt = weight.flip(2, 3).transpose(0, 1)
+            gx = F.conv2d(grad, wt, padding=(kh - 1 - ph, kw - 1 - pw))
+        if ctx.needs_input_grad[1]:
+            gw = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, [1, 1], [ph, pw], [1, 1], False, [0, 0], 1, [False, True, False]
+            )[1]
+        if ctx.needs_input_grad[2]:
+            gb = grad.sum((0, 2, 3))
+        return gx, gw, gb, None
+
+
+def conv2d_same(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: tuple[int, int]
+) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias, padding=padding)`` (stride 1, groups 1, ``p <= k - 1``) with the
+    fast input gradient of ``_SameConv2dFn``; plain ``F.conv2d`` when no gradient is needed."""
+    kh, kw = weight.shape[-2:]
+    ph, pw = padding
+    needs_grad = torch.is_grad_enabled() and (
+        x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+    )
+    if not needs_grad or ph > kh - 1 or pw > kw - 1:
+        return F.conv2d(x, weight, bias, padding=padding)
+    return _SameConv2dFn.apply(x, weight, bias, (ph, pw))
+
+
+class FastConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters and state dict) using ``conv2d_same`` when it applies
+    (stride 1, dilation 1, groups 1, integer zero padding); otherwise the stock forward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        simple = (
+            self.stride == (1, 1)
+            and self.dilation == (1, 1)
+            and self.groups == 1
+            and self.padding_mode == "zeros"
+            and not isinstance(self.padding, str)
+        )
+        if not simple:
+            return super().forward(x)
+        return conv2d_same(x, self.weight, self.bias, tuple(self.padding))
+
+
+class FrameBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` that, on a batch of ``frames`` consecutive frames per clip (batch order
+    ``(b, t)``), normalises every frame with its own batch statistics -- exactly what running the
+    shared encoder once per frame does (spec §A3: the lab loop calls the encoder per frame).
+
+    With ``frames = T > 1`` in training: statistics over ``(B, H, W)`` for each ``(t, c)`` (one
+    ``batch_norm`` call on the ``(B, T*C, H, W)`` view), and the running statistics receive the
+    ``T`` per-frame updates in frame order, as ``T`` separate calls would. ``frames`` is set by
+    ``ResUNetEncoder.forward``; with ``frames = 1`` or running statistics in eval it is the stock
+    layer. Parameters and buffers are those of ``nn.BatchNorm2d``.
+    """
+
+    frames: int = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.frames
+        use_batch_stats = self.training or self.running_mean is None
+        if t == 1 or not use_batch_stats:
+            return super().forward(x)
+        n, c, h, w = x.shape
+        if n % t:
+            raise ValueError(f"FrameBatchNorm2d: batch {n} is not a multiple of frames={t}")
+        track = self.training and self.track_running_stats and self.running_mean is not None
+        mean = torch.zeros(t * c, device=x.device, dtype=x.dtype) if track else None
+        var = torch.ones(t * c, device=x.device, dtype=x.dtype) if track else None
+        weight = self.weight.repeat(t) if self.weight is not None else None
+        bias = self.bias.repeat(t) if self.bias is not None else None
+        # momentum 1: the temporary buffers receive this batch's per-(t, c) mean / unbiased var.
+        y = F.batch_norm(x.reshape(n // t, t * c, h, w), mean, var, weight, bias, True, 1.0, self.eps)
+        if track:
+            self._update_running(mean.view(t, c), var.view(t, c))
+        return y.view(n, c, h, w)
+
+    @torch.no_grad()
+    def _update_running(self, means: torch.Tensor, variances: torch.Tensor) -> None:
+        for mean, var in zip(means, variances, strict=True):  # frame order = call order of the lab loop
+            self.num_batches_tracked.add_(1)
+            m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            self.running_mean.mul_(1 - m).add_(mean, alpha=m)
+            self.running_var.mul_(1 - m).add_(var, alpha=m)
 
 
 class ChannelAttention(nn.Module):
@@ -47,9 +165,9 @@ class ChannelAttention(nn.Module):
         super().__init__()
         hidden = max(channels // ratio, 1)
         self.mlp = nn.Sequential(
-            nn.Conv2d(channels, hidden, 1, bias=False),
+            FastConv2d(channels, hidden, 1, bias=False),
             nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, channels, 1, bias=False),
+            FastConv2d(hidden, channels, 1, bias=False),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,7 +181,7 @@ class SpatialAttention(nn.Module):
 
     def __init__(self, kernel_size: int = 7) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        self.conv = FastConv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stats = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
@@ -79,12 +197,12 @@ class ResBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.conv1 = FastConv2d(cin, cout, 3, padding=1)
+        self.bn1 = FrameBatchNorm2d(cout)
+        self.conv2 = FastConv2d(cout, cout, 3, padding=1)
+        self.bn2 = FrameBatchNorm2d(cout)
         self.shortcut: nn.Module = (
-            nn.Identity() if cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1), nn.BatchNorm2d(cout))
+            nn.Identity() if cin == cout else nn.Sequential(FastConv2d(cin, cout, 1), FrameBatchNorm2d(cout))
         )
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
@@ -132,11 +250,20 @@ class ResUNetEncoder(nn.Module):
             make_stage(block, ci, co, n) for ci, co, n in zip(cins, channels, blocks, strict=True)
         )
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x if i == 0 else F.max_pool2d(x, 2))
-            feats.append(x)
+    def forward(self, x: torch.Tensor, frames: int = 1) -> list[torch.Tensor]:
+        """``x (N, C, H, W)``; ``frames = T`` when ``N = B*T`` stacks the frames of ``B`` clips in
+        ``(b, t)`` order and training-mode BN must see each frame alone (``FrameBatchNorm2d``)."""
+        norms = [m for m in self.modules() if isinstance(m, FrameBatchNorm2d)]
+        for m in norms:
+            m.frames = frames
+        try:
+            feats = []
+            for i, stage in enumerate(self.stages):
+                x = stage(x if i == 0 else F.max_pool2d(x, 2))
+                feats.append(x)
+        finally:
+            for m in norms:
+                m.frames = 1
         return feats
 
 
@@ -160,7 +287,7 @@ class ResUNetDecoder(nn.Module):
         self.stages = nn.ModuleList(
             make_stage(block, channels[i] + channels[i + 1], channels[i], blocks[i]) for i in range(n - 1)
         )
-        self.head = nn.Conv2d(channels[0], out_channels, 1)
+        self.head = FastConv2d(channels[0], out_channels, 1)
 
     def forward(self, skips: Sequence[torch.Tensor]) -> torch.Tensor:
         d = skips[-1]
