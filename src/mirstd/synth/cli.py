@@ -11,7 +11,7 @@ import time
 
 from mirstd.utils.config import parse_overrides
 
-USAGE = """usage: mirstd synth preset=demo out=DIR [seed=0] [preview=true] [key=value ...]
+USAGE = """usage: mirstd synth preset=demo out=DIR [seed=0] [workers=1] [preview=true] [key=value ...]
 
 presets: {presets}
 keys:    {keys}"""
@@ -27,6 +27,7 @@ def main(argv: list[str]) -> int:
     preset = args.pop("preset", "demo")
     out = args.pop("out", None)
     seed = int(args.pop("seed", 0))
+    workers = int(args.pop("workers", 1))
     if out is None:
         raise ValueError(f"missing out=DIR (e.g. mirstd synth preset={preset} out=data/synth-{preset})")
     from mirstd.synth.engine import generate
@@ -34,7 +35,7 @@ def main(argv: list[str]) -> int:
 
     cfg = resolve_config(preset, **args)  # validate before any work
     t0 = time.perf_counter()
-    root = generate(preset, out, seed, progress=True, **args)
+    root = generate(preset, out, seed, progress=True, workers=workers, **args)
     print(f"mirstd synth: wrote {root} ({preset}, seed {seed}) in {time.perf_counter() - t0:.1f} s")
     if cfg["preview"]:
         from mirstd.synth.preview import write_preview
