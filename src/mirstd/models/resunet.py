@@ -165,9 +165,10 @@ class ChannelAttention(nn.Module):
         super().__init__()
         hidden = max(channels // ratio, 1)
         self.mlp = nn.Sequential(
-            FastConv2d(channels, hidden, 1, bias=False),
+            # 1x1 maps: the stock kernels are already cheap, FastConv2d would only add overhead.
+            nn.Conv2d(channels, hidden, 1, bias=False),
             nn.ReLU(inplace=True),
-            FastConv2d(hidden, channels, 1, bias=False),
+            nn.Conv2d(hidden, channels, 1, bias=False),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
