@@ -66,3 +66,21 @@ def test_registered_as_models_with_clip_interface():
     out = m.predict(clip)["scores"]
     assert out.shape == (2, 1, 24, 24)
     assert out[0, 0, 10, 12] > 0.5 and (out[0, 0] > 0.5).sum() == 1
+
+
+def test_val_scores_a_classical_method(tmp_path, capsys):
+    """`mirstd val model=tophat` scores a parameter-free method like a checkpoint."""
+    import json
+
+    from mirstd.cli import main
+    from mirstd.synth import generate
+
+    data = generate("smoke", tmp_path / "smoke", progress=False, frames=6, size=64)
+    out = tmp_path / "val"
+    rc = main(["val", "model=tophat", f"data={data}", "split=test", f"out={out}", "progress=false"])
+    assert rc == 0
+    res = json.loads((out / "metrics.json").read_text())
+    flat = res["metrics"]
+    assert 0.0 <= flat["iou"] <= 1.0 and flat["frames"] == 6
+    assert main(["val", "model=resunet", f"data={data}"]) == 1
+    assert "has trainable parameters" in capsys.readouterr().err

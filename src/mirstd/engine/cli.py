@@ -18,6 +18,7 @@ Writes <project>/<task>/<name>/: weights/{best,last}.pt, args.yaml, env.yaml, re
 results.png, splits/*.txt."""
 
 VAL_HELP = """usage: mirstd val weights=PATH [data=PATH] [split=val|test|...] [out=DIR] [device=cpu]
+       mirstd val model=tophat data=PATH [model_args.size=7] [split=test]   (parameter-free methods)
 
 Scores a checkpoint with mirstd.metrics.Evaluator; writes metrics.json and metrics.md to the run
 folder of the checkpoint (or out=) and prints them."""
@@ -39,20 +40,25 @@ def val_main(argv: list[str]) -> int:
         print(VAL_HELP)
         return 0
     args = parse_overrides(argv)
-    if "weights" not in args:
-        raise ValueError("mirstd val needs weights=PATH (a .pt checkpoint)")
-    unknown = sorted(set(args) - {"weights", "data", "split", "out", "device", "progress"})
+    if "weights" not in args and "model" not in args:
+        raise ValueError(
+            "mirstd val needs weights=PATH (a .pt checkpoint) or model=NAME (a classical method)"
+        )
+    valid = {"weights", "data", "split", "out", "device", "progress", "model", "model_args"}
+    unknown = sorted(set(args) - valid)
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown}; valid: weights, data, split, out, device, progress")
+        raise ValueError(f"unknown key(s) {unknown}; valid: {', '.join(sorted(valid))}")
     from mirstd.engine.validation import flat_numbers, validate
 
     res = validate(
-        args["weights"],
+        args.get("weights"),
         data=args.get("data"),
         split=str(args.get("split", "val")),
         out=args.get("out"),
         device=args.get("device"),
         progress=bool(args.get("progress", True)),
+        model=args.get("model"),
+        model_args=args.get("model_args"),
     )
     print(json.dumps(flat_numbers(res), indent=1))
     return 0

@@ -122,43 +122,59 @@ def _jsonable(o: Any) -> Any:
 
 
 def validate(
-    weights: str | Path,
+    weights: str | Path | None = None,
     data: Any = None,
     split: str = "val",
     out: str | Path | None = None,
     device: str | None = None,
     progress: bool = True,
+    model: str | None = None,
+    model_args: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Score a checkpoint on ``split`` of ``data`` (default: the data it was trained on).
+    """Score a checkpoint — or a parameter-free registered method (``model="tophat"``) — on ``split``.
 
-    Writes ``metrics.json`` and ``metrics.md`` to ``out`` (default: the checkpoint's run folder).
+    ``data`` defaults to the data the checkpoint was trained on. Writes ``metrics.json`` and
+    ``metrics.md`` to ``out`` (default: the checkpoint's run folder, or ``runs/val/<model>``).
     """
     from mirstd.engine.checkpoint import model_from_checkpoint
     from mirstd.engine.data import clip_dataset, load_sequences
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model, ckpt = model_from_checkpoint(weights, dev)
-    cfg = dict(ckpt.get("config") or {})
+    if (weights is None) == (model is None):
+        raise ValueError("give exactly one of weights=PATH (a checkpoint) or model=NAME (a classical method)")
+    if weights is not None:
+        net, ckpt = model_from_checkpoint(weights, dev)
+        cfg, name, step = dict(ckpt.get("config") or {}), ckpt["model_name"], int(ckpt.get("step", 0))
+    else:
+        from mirstd.models import create
+
+        net = create(str(model), **(model_args or {})).to(dev).eval()
+        if any(p.requires_grad for p in net.parameters()):
+            raise ValueError(
+                f"model={model!r} has trainable parameters: validate a checkpoint with weights=PATH"
+            )
+        cfg, name, step = {}, str(model), 0
     data = data if data is not None else cfg.get("data")
     if data is None:
         raise ValueError("data= is required (the checkpoint does not name its training data)")
     cfg.setdefault("frames", 5), cfg.setdefault("pad", "repeat")
     seqs, _ = load_sequences(data, split)
     ds = clip_dataset(
-        seqs,
-        cfg,
-        int(getattr(model, "in_channels", 1)),
-        train=False,
-        pad_to=getattr(model, "size_divisor", None),
+        seqs, cfg, int(getattr(net, "in_channels", 1)), train=False, pad_to=getattr(net, "size_divisor", None)
     )
-    results = evaluate(model, ds, dev, progress=progress)
-    out_dir = Path(out) if out else Path(weights).resolve().parent.parent
+    results = evaluate(net, ds, dev, progress=progress)
+    if out:
+        out_dir = Path(out)
+    elif weights is not None:
+        out_dir = Path(weights).resolve().parent.parent
+    else:
+        out_dir = Path("runs") / "val" / name
     header = {
-        "weights": str(weights),
-        "model": ckpt["model_name"],
+        "weights": str(weights) if weights else None,
+        "model": name,
         "data": str(data),
         "split": split,
-        "step": int(ckpt.get("step", 0)),
+        "step": step,
     }
     write_metrics(out_dir, results, header)
     return results
