@@ -131,5 +131,6 @@ def clip_dataset(
         mask_radius=int(cfg.get("mask_radius") or 0),
         point_box=cfg.get("point_box"),
         seed=int(cfg.get("seed") or 0),
+        target_crop_prob=float(cfg.get("target_crop_prob", 0.8)),
         pad_to=None if train or not pad_to or pad_to <= 1 else int(pad_to),
     )
