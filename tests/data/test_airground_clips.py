@@ -149,3 +149,22 @@ def test_mask_from_points():
 def test_bad_options(bad):
     with pytest.raises(ValueError, match=bad):
         ClipDataset([_seq()], **{bad: "nope" if bad == "pad" else 2})
+
+
+def test_intensity_jitter_is_clipwide_and_seeded(airground):
+    """One gain/offset for every frame of a training clip, reproducible from (seed, epoch, index)."""
+    import numpy as np
+
+    ds = load_dataset(airground)
+    plain = ClipDataset(ds, num_frames=5, train=True, flip=False, crop=None, seed=1)
+    jit = ClipDataset(ds, num_frames=5, train=True, flip=False, crop=None, seed=1, intensity_jitter=0.4)
+    a, b, c = plain[10]["clip"][0], jit[10]["clip"][0], jit[10]["clip"][0]
+    assert torch.equal(b, c) and not torch.equal(a, b)
+    assert float(b.min()) >= 0.0 and float(b.max()) <= 1.0
+    # The same affine map b = g*a + c on every frame: a least-squares fit leaves no residual.
+    ok = (b > 0.001) & (b < 0.999)
+    A = torch.stack([a[ok], torch.ones_like(a[ok])], 1).double()
+    coef = torch.linalg.lstsq(A, b[ok].double()[:, None]).solution
+    resid = (A @ coef)[:, 0] - b[ok].double()
+    assert float(resid.abs().max()) < 1e-4 and 0.6 <= float(coef[0]) <= 1.4
+    assert "int" in jit[10]["meta"]["ops"][-1] and np.isfinite(float(b.mean()))

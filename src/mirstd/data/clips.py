@@ -71,6 +71,7 @@ class ClipDataset(torch.utils.data.Dataset):
         allow_single_frame: bool = False,
         cache_frames: int = 64,
         seed: int = 0,
+        intensity_jitter: float = 0.0,
     ):
         self.sequences = list(sequences)
         if pad not in PADS:
@@ -98,6 +99,7 @@ class ClipDataset(torch.utils.data.Dataset):
             point_box,
         )
         self.seed, self.epoch = seed, 0
+        self.intensity_jitter = float(intensity_jitter)
         start = num_frames - 1 if pad == "skip" else 0
         self.index = [(si, i) for si, s in enumerate(self.sequences) for i in range(start, len(s))]
         self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
@@ -189,6 +191,15 @@ class ClipDataset(torch.utils.data.Dataset):
             clip, mask = tf.pad_to_multiple(clip, mask, self.pad_to)
         scale = 1.0 / (2**seq.bit_depth - 1) if seq.bit_depth > 0 else 1.0
         x = torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32) * np.float32(scale))[None]
+        if self.train and self.intensity_jitter > 0:
+            # Scene brightness and contrast vary between sensors and scenes far more than within a
+            # training set: one gain g in [1-j, 1+j] about the clip mean and one offset in [-j/2, j/2]
+            # (in [0, 1] units) for all frames, so temporal differences keep their meaning.
+            j = self.intensity_jitter
+            g, o = float(rng.uniform(1 - j, 1 + j)), float(rng.uniform(-j / 2, j / 2))
+            mu = x.mean()
+            x = ((x - mu) * g + mu + o).clamp_(0.0, 1.0)
+            ops.append(f"int{g:.2f},{o:+.2f}")
         if self.channels == 3:
             x = x.expand(3, -1, -1, -1).contiguous()
         m = (

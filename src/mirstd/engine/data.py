@@ -132,5 +132,6 @@ def clip_dataset(
         point_box=cfg.get("point_box"),
         seed=int(cfg.get("seed") or 0),
         target_crop_prob=float(cfg.get("target_crop_prob", 0.8)),
+        intensity_jitter=float(cfg.get("intensity_jitter") or 0.0),
         pad_to=None if train or not pad_to or pad_to <= 1 else int(pad_to),
     )
