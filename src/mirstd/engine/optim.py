@@ -138,7 +138,9 @@ def precise_bn(model: nn.Module, batches: Any, device: torch.device) -> int:
     output is good; recomputing them from shuffled training batches with fixed weights fixes that.
     Training itself is unchanged: train-mode forward passes use batch statistics.
     """
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    bns = [
+        m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
     if not bns:
         return 0
     momenta = [m.momentum for m in bns]

@@ -107,7 +107,9 @@ def scr_shu(image8: np.ndarray, mask: np.ndarray, margin: int = DEFAULT_MARGIN) 
     mu_t = float(img[inbox].mean())
     work = img.copy()
     work[inbox] = 0
-    win = work[max(y - margin, 0) : min(y + h + margin, H - 1), max(x - margin, 0) : min(x + w + margin, W - 1)]
+    win = work[
+        max(y - margin, 0) : min(y + h + margin, H - 1), max(x - margin, 0) : min(x + w + margin, W - 1)
+    ]
     vals = win[win != 0]
     if vals.size == 0:
         return 0.0
@@ -143,5 +145,5 @@ def mscr(frame_values: list[list[float] | float | None], convention: str = "clea
 
 
 def scr_split(m: float, threshold: float = 3.0) -> str:
-    """"low" when mSCR < threshold, else "high"."""
+    """ "low" when mSCR < threshold, else "high"."""
     return "low" if m < threshold else "high"
