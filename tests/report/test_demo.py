@@ -24,7 +24,7 @@ def test_table1_marks_box_metrics_as_approximate():
     res = {"iou[box_as_mask]": 0.5, "pd[centroid:box_as_mask]": 0.75, "fa[centroid:box_as_mask]": 2e-5}
     row = {"label": "boxes", "params": 10, "results": res, "pd_at_fa_low": float("nan")}
     text = table1([row])
-    assert "| boxes | 10 | – | – | – | – | – | – | ≈50.00 | ≈75.00 | ≈20.00 | – |" in text
+    assert "| boxes | 10 | – | – | – | – | – | – | ≈50.00 | ≈75.00 | ≈20.00 | – | – |" in text
 
 
 def test_quick_demo_writes_report(tmp_path):
@@ -38,7 +38,7 @@ def test_quick_demo_writes_report(tmp_path):
     data = json.loads((tmp_path / "report.json").read_text())
     assert [r["label"] for r in data["rows"]] == ["Top-Hat", "ResUNet (single frame)"]
     tophat = data["rows"][0]["results"]
-    assert 0.0 <= tophat["iou"] <= 1.0 and tophat["frames"] > 0
+    assert 0.0 <= tophat["iou"] <= 1.0 and tophat["frames"] > 0 and 0.0 <= tophat["ap50"] <= 1.0
     assert (tmp_path / "runs" / "segment" / "resunet" / "weights" / "best.pt").is_file()
     assert (tmp_path / "pdfa.png").stat().st_size > 1000 and (tmp_path / "roc.png").is_file()
     if real.is_dir():
