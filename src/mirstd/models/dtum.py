@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mirstd.models.registry import register_model
-from mirstd.models.resunet import ClipNorm, ResUNet, check_clip
+from mirstd.models.resunet import ClipNorm, ResUNet, SegmentPredictMixin, check_clip
 
 __all__ = ["DTUM", "DTUMNet", "direction_code", "dtum"]
 
@@ -100,7 +100,7 @@ class DTUM(nn.Module):
         return y[:, :, 0]
 
 
-class DTUMNet(nn.Module):
+class DTUMNet(SegmentPredictMixin, nn.Module):
     """ResUNet-DTUM for clips ``(B, C, T, H, W)`` in [0, 1] -> logits ``(B, 1, H, W)``.
 
     Args:
@@ -135,16 +135,6 @@ class DTUMNet(nn.Module):
         x = self.norm(clip)
         feats = torch.stack([self.backbone.forward_frame(x[:, :, t]) for t in range(x.shape[2])], dim=2)
         return self.dtum(feats)
-
-    @torch.no_grad()
-    def predict(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``{"scores": sigmoid(logits)}`` in eval mode (restores the previous mode)."""
-        was_training = self.training
-        self.eval()
-        try:
-            return {"scores": torch.sigmoid(self(clip))}
-        finally:
-            self.train(was_training)
 
 
 @register_model("dtum")

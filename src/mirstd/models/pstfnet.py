@@ -39,6 +39,7 @@ from mirstd.models.resunet import (
     ResCBAMBlock,
     ResUNetDecoder,
     ResUNetEncoder,
+    SegmentPredictMixin,
     check_clip,
     conv2d_same,
 )
@@ -566,7 +567,7 @@ class MSFM(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # PSTFNet
 # ----------------------------------------------------------------------------------------------
-class PSTFNet(nn.Module):
+class PSTFNet(SegmentPredictMixin, nn.Module):
     """PSTFNet (spec Part A). Clip ``(B, C, T, H, W)`` in [0, 1] -> logits ``(B, 1, H, W)``.
 
     Args:
@@ -695,16 +696,6 @@ class PSTFNet(nn.Module):
         p = [self.ptam[str(i)](f) if str(i) in self.ptam else cur(f) for i, f in enumerate(feats)]
         y = self.msfm(p) if self.msfm is not None else p
         return self.decoder(y)
-
-    @torch.no_grad()
-    def predict(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``{"scores": sigmoid(logits)}`` in eval mode (restores the previous mode)."""
-        was_training = self.training
-        self.eval()
-        try:
-            return {"scores": torch.sigmoid(self(clip))}
-        finally:
-            self.train(was_training)
 
 
 @register_model("pstfnet")

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from mirstd.models.registry import register_model
 
 __all__ = [
+    "SegmentPredictMixin",
     "ChannelAttention",
     "ClipNorm",
     "FastConv2d",
@@ -343,7 +344,21 @@ def check_clip(
         raise ValueError(f"{name}: H, W = {h}, {w} must be multiples of size_divisor={d}")
 
 
-class ResUNet(nn.Module):
+class SegmentPredictMixin:
+    """``predict`` of the mask models (docs/design.md): ``{"scores": sigmoid(logits)}`` in eval mode,
+    restoring the previous mode afterwards."""
+
+    @torch.no_grad()
+    def predict(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
+        was_training = self.training  # type: ignore[attr-defined]
+        self.eval()  # type: ignore[attr-defined]
+        try:
+            return {"scores": torch.sigmoid(self(clip))}  # type: ignore[operator]
+        finally:
+            self.train(was_training)  # type: ignore[attr-defined]
+
+
+class ResUNet(SegmentPredictMixin, nn.Module):
     """Single-frame residual U-Net on the last frame of the clip (spec Part C).
 
     Args:
@@ -397,16 +412,6 @@ class ResUNet(nn.Module):
         """Clip ``(B, C, T, H, W)`` in [0, 1] -> logits ``(B, out_channels, H, W)`` of frame T-1."""
         check_clip(clip, self, min_frames=1)
         return self.forward_frame(self.norm(clip[:, :, -1:])[:, :, 0])
-
-    @torch.no_grad()
-    def predict(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``{"scores": sigmoid(logits)}`` in eval mode (restores the previous mode)."""
-        was_training = self.training
-        self.eval()
-        try:
-            return {"scores": torch.sigmoid(self(clip))}
-        finally:
-            self.train(was_training)
 
 
 @register_model("resunet")
