@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mirstd.infer.optimize import optimize_for_inference
 from mirstd.models import create
 from mirstd.utils.io import atomic_write_text
 
@@ -66,10 +65,10 @@ def main() -> None:
     rate = gemm_rate()
     rows = {}
     faithful = create("smfnet").eval()
-    models = {"smfnet_faithful": faithful, "smfnet_optimized": optimize_for_inference(faithful)}
+    models = {"smfnet_faithful": faithful, "smfnet_optimized": faithful.fuse()}
     if not args.no_sstnet:
         models["sstnet"] = create("sstnet").eval()
-        models["sstnet_optimized"] = optimize_for_inference(models["sstnet"])
+        models["sstnet_optimized"] = models["sstnet"].fuse()
     for name, m in models.items():
         f = flops(m, x)
         times = latency(m, x, args.repeats)

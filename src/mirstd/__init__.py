@@ -1,4 +1,20 @@
-"""mirstd: multi-frame infrared small target detection toolkit."""
+"""mirstd: multi-frame infrared small target detection toolkit.
 
-__version__ = "0.1.0"
-__all__ = ["__version__"]
+``import mirstd`` stays light; the API (``mirstd.Model``, ``mirstd.train/val/predict/evaluate/synth/
+demo``, see :mod:`mirstd.api`) is imported on first use.
+"""
+
+from typing import Any
+
+from mirstd._version import __version__
+__all__ = ["Model", "__version__", "demo", "evaluate", "predict", "synth", "train", "val"]
+
+_API = {"Model", "train", "val", "predict", "evaluate", "synth", "demo"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from mirstd import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'mirstd' has no attribute {name!r}")

@@ -7,21 +7,25 @@ heavy dependencies lazily so ``mirstd --help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable
+
+from mirstd._version import __version__
 
 # task name -> ("module:function", one-line help). The function takes the remaining argv list and
 # returns an exit code.
 TASKS: dict[str, tuple[str, str]] = {
     "data": ("mirstd.data.cli:main", "inspect, check and convert datasets (info | check | convert)"),
     "synth": ("mirstd.synth.cli:main", "render a semi-synthetic dataset (preset=demo out=DIR)"),
-    "eval": ("mirstd.metrics.cli:eval_main", "score saved predictions against a dataset"),
-    "profile": ("mirstd.metrics.cli:profile_main", "params, FLOPs, latency of a model"),
+    "eval": ("mirstd.infer.cli:eval_main", "score saved predictions (what predict writes) against a dataset"),
+    "profile": ("mirstd.models.cli:profile_main", "params, FLOPs, latency of a model"),
     "models": ("mirstd.models.cli:main", "list registered models"),
     "train": ("mirstd.engine.cli:train_main", "train a model (model=pstfnet data=...)"),
-    "val": ("mirstd.engine.cli:val_main", "evaluate a checkpoint on a split"),
+    "val": ("mirstd.infer.cli:val_main", "evaluate a checkpoint (or a classical method) on a split"),
     "predict": ("mirstd.infer.cli:predict_main", "run a model on sequences or video"),
     "demo": ("mirstd.report.demo:main", "synthesise, train, evaluate and write a report"),
+    "convert-weights": ("mirstd.models.weights:convert_main", "import an authors' checkpoint (src=... model=... out=...)"),
 }
 
 
@@ -43,8 +47,6 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     if argv[0] in ("-V", "--version"):
-        from mirstd import __version__
-
         print(f"mirstd {__version__}")
         return 0
     task, rest = argv[0], argv[1:]
@@ -53,11 +55,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(_resolve(TASKS[task][0])(rest) or 0)
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        # User errors: one clear line, no traceback.
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"mirstd {task}: error: {msg}", file=sys.stderr)
+    except (ValueError, KeyError, OSError, FloatingPointError) as e:
+        # The error boundary: anticipated failures (bad keys and values, missing or corrupt files,
+        # names taken) print one line naming the key or file; MIRSTD_DEBUG=1 shows the traceback.
+        if os.environ.get("MIRSTD_DEBUG"):
+            raise
+        print(f"mirstd {task}: error: {one_line(e)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"mirstd {task}: interrupted", file=sys.stderr)
+        return 130
+
+
+def one_line(e: BaseException) -> str:
+    """The first line of an exception's message (KeyError's repr quotes stripped), at most 300 chars."""
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+    if isinstance(e, OSError) and e.filename and str(e.filename) not in str(msg):
+        msg = f"{e.filename}: {e.strerror or msg}"
+    text = str(msg).strip().splitlines()[0] if str(msg).strip() else type(e).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 if __name__ == "__main__":

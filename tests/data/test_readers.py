@@ -280,15 +280,18 @@ def test_format_selectable_by_name_and_unknown(tmp_path):
     assert load_dataset(root, format="tensoristd_points").num_frames == 7
     with pytest.raises(ValueError, match="unknown dataset format 'nope'"):
         load_dataset(root, format="nope")
-    with pytest.raises(ValueError, match="does not take option"):
+    with pytest.raises(ValueError, match="unknown key 'bogus' for mirstd data"):
         load_dataset(root, bogus=1)
 
 
 def test_synth_missing_is_clear(monkeypatch):
     import sys
 
-    monkeypatch.setitem(sys.modules, "mirstd.synth", None)
-    with pytest.raises(ImportError, match="synth:demo: mirstd.synth.load_synth is not available"):
+    import mirstd.data.readers as readers
+
+    monkeypatch.setattr(readers, "_SOURCES", {})  # as if mirstd.synth had never registered itself
+    monkeypatch.setitem(sys.modules, "mirstd.synth", None)  # ... and could not be imported
+    with pytest.raises(ImportError, match="synth:demo: the synth: source needs mirstd.synth"):
         load_dataset("synth:demo")
 
 

@@ -11,7 +11,7 @@ def stand_in_evaluator(monkeypatch):
     """Validation through the stand-in IoU evaluator (the real one lives in mirstd.metrics)."""
     import standins
 
-    import mirstd.engine.validation as v
+    import mirstd.engine.trainer as v
 
     monkeypatch.setattr(v, "make_evaluator", standins.IoUEvaluator)
     return standins.IoUEvaluator

@@ -12,11 +12,12 @@ import torch
 import torch.nn as nn
 
 from mirstd.models import register_model
+from mirstd.models.base import Prediction, SegmentMethod
 
 TINY = "test_tiny_seg"
 
 
-class TinySeg(nn.Module):
+class TinySeg(SegmentMethod):
     """Conv3d over the T frames then two 3×3 convs; no BatchNorm, so DDP equals one process exactly."""
 
     task = "segment"
@@ -33,13 +34,13 @@ class TinySeg(nn.Module):
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(self.temporal(clip).squeeze(2)))
 
-    @torch.no_grad()
-    def predict(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"scores": torch.sigmoid(self.forward(clip))}
+
+def tiny_seg(**kw) -> TinySeg:
+    return TinySeg(**kw)
 
 
 try:
-    register_model(TINY)(lambda **kw: TinySeg(**kw))
+    register_model(TINY)(tiny_seg)
 except ValueError:  # already registered in this process
     pass
 
@@ -116,28 +117,33 @@ class TinyDet(TinySeg):
     """Detect-task stand-in: ``loss(raw, batch)`` returns (total, parts); ``predict`` returns (N, 6) boxes."""
 
     task = "detect"
+    default_metric = "ap50"
 
-    def loss(self, raw: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
+    def loss(self, raw: torch.Tensor, batch: dict) -> dict:
         target = torch.zeros_like(raw)
         for b, boxes in enumerate(batch["boxes"]):
             for x1, y1, x2, y2 in boxes.round().long().tolist():
                 target[b, 0, y1:y2, x1:x2] = 1.0
         obj = nn.functional.binary_cross_entropy_with_logits(raw, target)
-        return 2.0 * obj, {"obj": obj, "iou": torch.tensor(0.0)}
+        return {"loss": 2.0 * obj, "obj": obj, "iou": torch.tensor(0.0)}
 
     @torch.no_grad()
-    def predict(self, clip: torch.Tensor) -> dict:
+    def predict(self, clip: torch.Tensor) -> Prediction:
         p = torch.sigmoid(self.forward(clip))[:, 0]
         out = []
         for pb in p:
             v, i = pb.flatten().max(0)
             y, x = divmod(int(i), pb.shape[1])
             out.append(torch.tensor([[x - 1.0, y - 1.0, x + 2.0, y + 2.0, float(v), 0.0]]))
-        return {"boxes": out}
+        return Prediction(boxes=out)
+
+
+def tiny_det(**kw) -> TinyDet:
+    return TinyDet(**kw)
 
 
 try:
-    register_model("test_tiny_det")(lambda **kw: TinyDet(**kw))
+    register_model("test_tiny_det")(tiny_det)
 except ValueError:
     pass
 

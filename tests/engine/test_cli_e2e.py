@@ -73,20 +73,20 @@ def test_train_val_predict_cli(native, tmp_path, capsys):
     assert (
         main(["val", f"weights={run}/weights/best.pt", f"data={native}", "split=test", "progress=false"]) == 0
     )
-    doc = json.loads((run / "metrics.json").read_text())
-    assert doc["split"] == "test" and 0.0 <= doc["metrics"]["iou"] <= 1.0
-    assert "| iou |" in (run / "metrics.md").read_text()
+    doc = json.loads((run / "metrics_test.json").read_text())
+    assert doc["split"] == "test" and 0.0 <= doc["results"]["iou"] <= 1.0
+    assert "| iou |" in (run / "metrics_test.md").read_text()
 
     out = tmp_path / "pred"
     assert (
         main(["predict", f"weights={run}/weights/best.pt", f"source={native}", f"out={out}", "conf=0.5"]) == 0
     )
     for seq in ("seq0", "seq3"):
-        probs = sorted((out / seq / "prob").glob("*.png"))
+        probs = sorted((out / "scores" / seq).glob("*.png"))
         # files are named by the sequence's frame ids (the writer kept the in-memory ids "0".."5")
         assert [p.stem for p in probs] == [str(i) for i in range(6)]
         assert cv2.imread(str(probs[0]), cv2.IMREAD_UNCHANGED).shape == (32, 32)
-        assert cv2.imread(str(out / seq / "overlay" / "0.png")).shape == (32, 32, 3)
+        assert cv2.imread(str(out / "overlay" / seq / "0.png")).shape == (32, 32, 3)
     with open(out / "predictions.csv") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["sequence", "frame", "x", "y", "x1", "y1", "x2", "y2", "score"]
@@ -97,3 +97,27 @@ def test_train_refuses_test_split_cli(native, tmp_path, capsys):
     rc = main(["train", f"model={standins.TINY}", f"data={native}", "val_split=test", f"project={tmp_path}"])
     assert rc == 1
     assert "must not be used for model selection" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key_stride", [1, 2])
+def test_predict_then_eval_equals_val(native, tmp_path, key_stride):
+    """The round trip: `mirstd predict` -> `mirstd eval` scores exactly what `mirstd val` scores."""
+    torch.set_num_threads(1)
+    common = [f"model={standins.TINY}", "model_args.num_frames=3", f"data={native}", "imgsz=32", "batch=4"]
+    assert main(["train", *common, "steps=4", "val_every=0", "lr=0.01", f"project={tmp_path}", "name=rt",
+                 "progress=false", "plots=false"]) == 0  # fmt: skip
+    best = tmp_path / "segment" / "rt" / "weights" / "best.pt"
+    stride = f"key_stride={key_stride}"
+    assert main(["val", f"weights={best}", f"data={native}", "split=test", stride, f"out={tmp_path / 'v'}",
+                 "progress=false", "plots=false"]) == 0  # fmt: skip
+    assert main(["predict", f"weights={best}", f"source={native}", "split=test", f"out={tmp_path / 'p'}",
+                 "save_scores=npy", "progress=false"]) == 0  # fmt: skip
+    assert main(["eval", f"pred={tmp_path / 'p'}", f"data={native}", "split=test", stride,
+                 f"out={tmp_path / 'e'}", "progress=false", "plots=false"]) == 0  # fmt: skip
+    val = json.loads((tmp_path / "v" / "metrics_test.json").read_text())["results"]
+    ev = json.loads((tmp_path / "e" / "metrics_test.json").read_text())["results"]
+    nums = {k: v for k, v in val.items() if isinstance(v, (int, float))}
+    assert len(nums) > 10 and nums.keys() == {k for k, v in ev.items() if isinstance(v, (int, float))}
+    for k, v in nums.items():
+        assert ev[k] == pytest.approx(v, abs=1e-9), k
+    assert val["frames"] == (6 if key_stride == 1 else 3)

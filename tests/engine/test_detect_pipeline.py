@@ -176,8 +176,8 @@ def test_predict_draws_boxes_and_writes_csv(synth_run, synth_native, tmp_path):
     raw, bit_depth = read_frame(src / f"{stem}.png")
     h, w = raw.shape
     grey = np.clip(raw / (2**bit_depth - 1) * 255.0, 0, 255).astype(np.uint8)
-    ov = cv2.imread(str(out / "seq0004" / "overlay" / f"{stem}.png"), cv2.IMREAD_COLOR)
-    assert ov.shape == (h, w, 3) and len(list((out / "seq0004" / "overlay").glob("*.png"))) == n_frames
+    ov = cv2.imread(str(out / "overlay" / "seq0004" / f"{stem}.png"), cv2.IMREAD_COLOR)
+    assert ov.shape == (h, w, 3) and len(list((out / "overlay" / "seq0004").glob("*.png"))) == n_frames
     checked = 0
     for r in frame_rows:
         x1, y1, x2, y2, score = (float(r[k]) for k in ("x1", "y1", "x2", "y2", "score"))
@@ -276,7 +276,7 @@ def test_yolox_l1_term_on_spec_example():
     """YOLOX's optional L1 term (``l1_weight``, off in the lab recipe) on the spec §17.6 SimOTA example:
     one positive, cell (row 12, col 12), all-zero logits, GT cx = cy = 100, w = h = 8. Raw target
     (100/8 − 12, 100/8 − 12, log 1, log 1) = (0.5, 0.5, 0, 0), so L1 = 1.0 per positive."""
-    from mirstd.engine.yolox import yolox_loss
+    from mirstd.models.yolox_loss import yolox_loss
 
     raw = torch.zeros(1, 6, 64, 64, requires_grad=True)
     gt = [torch.tensor([[96.0, 96.0, 104.0, 104.0]])]

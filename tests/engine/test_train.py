@@ -170,7 +170,7 @@ def load_init() -> dict:
 
 
 def test_detect_model_uses_its_own_loss(tmp_path, monkeypatch):
-    import mirstd.engine.validation as v
+    import mirstd.engine.trainer as v
 
     monkeypatch.setattr(v, "make_evaluator", standins.BoxEvaluator)
     run = train(

@@ -1,6 +1,7 @@
 """Streaming predictor: rolling buffer and padding, targets, folder outputs, video message."""
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -13,7 +14,9 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
 import standins  # noqa: E402
 
 from mirstd.infer import Predictor  # noqa: E402
-from mirstd.infer.predictor import infer_clip, read_video, targets_from_boxes, targets_from_scores  # noqa: E402
+from mirstd.infer.predict import predict  # noqa: E402
+from mirstd.infer.predictor import infer_clip, iter_video  # noqa: E402
+from mirstd.utils.targets import box_targets, score_targets  # noqa: E402
 
 
 def _model():
@@ -53,35 +56,47 @@ def test_targets_from_scores_and_boxes():
     prob[2:4, 3:6] = 0.9  # 2 x 3 blob: centroid (4, 2.5), edge box [3, 2, 6, 4]
     prob[7, 10] = 0.6
     prob[0, 0] = 0.4  # below conf
-    t = targets_from_scores(prob, 0.5)
-    np.testing.assert_allclose(t, [[4, 2.5, 3, 2, 6, 4, 0.9], [10, 7, 10, 7, 11, 8, 0.6]], atol=1e-6)
-    b = targets_from_boxes(np.array([[2, 2, 6, 4, 0.8], [0, 0, 1, 1, 0.2]], np.float32), 0.5)
-    np.testing.assert_allclose(b, [[3.5, 2.5, 2, 2, 6, 4, 0.8]])  # centre = (x1+x2)/2 - 0.5
+    t = score_targets(prob, 0.5)
+    np.testing.assert_allclose(t, [[4, 2.5, 3, 2, 6, 4, 0.9, 6], [10, 7, 10, 7, 11, 8, 0.6, 1]], atol=1e-6)
+    b = box_targets(np.array([[2, 2, 6, 4, 0.8], [0, 0, 1, 1, 0.2]], np.float32), 0.5)
+    np.testing.assert_allclose(b, [[3.5, 2.5, 2, 2, 6, 4, 0.8, 8]], atol=1e-6)  # centre = (x1+x2)/2 - 0.5
+    # strict for maps (p > conf), inclusive for box scores (score >= conf)
+    assert len(score_targets(np.full((3, 3), 0.5), 0.5)) == 0
+    assert len(box_targets(np.array([[0, 0, 1, 1, 0.5]]), 0.5)) == 1
 
 
-def test_predict_folder_writes_pngs_and_csv(tmp_path):
+def test_predict_folder_writes_scores_overlays_csv_json(tmp_path):
     src = tmp_path / "seqA"
     src.mkdir()
-    for i, f in enumerate(_frames(4)):
-        cv2.imwrite(str(src / f"{i:03d}.png"), (f * 255).astype(np.uint8))
+    for i, f in enumerate(_frames(12)):
+        cv2.imwrite(str(src / f"{i}.png"), (f * 255).astype(np.uint8))  # 0.png .. 11.png: natural order
     model = _model()
     with torch.no_grad():
         model.head.bias.fill_(5.0)  # everything above conf: one big component per frame
-    res = Predictor(model, device="cpu", frames=3, conf=0.5).predict_folder(src, out=tmp_path / "out")
-    assert len(res) == 4
-    assert sorted(p.name for p in (tmp_path / "out" / "seqA" / "prob").iterdir()) == [
-        f"{i:03d}.png" for i in range(4)
-    ]
-    assert cv2.imread(str(tmp_path / "out" / "seqA" / "overlay" / "000.png")).shape == (20, 20, 3)
-    rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
-    assert len(rows) == 4 and rows[0]["sequence"] == "seqA" and rows[0]["frame"] == "000"
-    assert float(rows[0]["x1"]) == 0 and float(rows[0]["x2"]) == 20 and float(rows[0]["score"]) > 0.99
+    out = predict(src, weights=model, out=tmp_path / "out", frames=3, conf=0.5, progress=False)
+    scores = sorted((out / "scores" / "seqA").iterdir(), key=lambda p: int(p.stem))
+    assert [p.name for p in scores] == [f"{i}.png" for i in range(12)]
+    assert cv2.imread(str(out / "overlay" / "seqA" / "0.png")).shape == (20, 20, 3)
+    rows = list(csv.DictReader(open(out / "predictions.csv")))
+    assert [r["frame"] for r in rows] == [str(i) for i in range(12)]  # 0, 1, 2, ..., 10, 11 (not 0, 1, 10, 11, 2)
+    assert rows[0]["sequence"] == "seqA" and float(rows[0]["x1"]) == 0 and float(rows[0]["x2"]) == 20
+    assert float(rows[0]["score"]) > 0.99
+    coco = json.loads((out / "predictions.json").read_text())
+    assert len(coco) == 12 and coco[0]["image_id"] == "seqA/0" and coco[0]["bbox"] == [0.0, 0.0, 20.0, 20.0]
+
+
+def test_stream_pad_skip_gives_no_prediction_for_the_first_frames():
+    p = Predictor(_model(), device="cpu", frames=3, pad="skip")
+    got = list(p.predict_frames(_frames(5)))
+    assert got[0] is None and got[1] is None and all(r is not None for r in got[2:])
+    with pytest.raises(ValueError, match="pad='source'"):
+        Predictor(_model(), device="cpu", frames=3, pad="source")
 
 
 def test_video_without_av_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)  # as if the optional extra were not installed
     with pytest.raises(ValueError, match=r"needs the optional 'av' package: pip install 'mirstd\[video\]'"):
-        read_video(tmp_path / "clip.mp4")
+        next(iter_video(tmp_path / "clip.mp4"))
 
 
 def test_checkpoint_predictor_uses_config(tmp_path):

@@ -8,6 +8,8 @@ import pytest
 import torch
 import torch.nn as nn
 
+from mirstd.models.base import SegmentMethod
+
 from mirstd.metrics.efficiency import count_flops, count_params, gemm_rate, profile_model
 
 
@@ -34,10 +36,11 @@ def test_e11_linear_bmm_flops():
     assert total == 39_408
 
 
-class _Clip(nn.Module):
+class _Clip(SegmentMethod):
     """Tiny clip model: Conv3d over T=5 collapsing time, a 1x1 head, and an unused branch."""
 
     in_channels = 3
+    num_frames = 5
 
     def __init__(self, width=4):
         super().__init__()
@@ -79,7 +82,7 @@ def test_profile_cli_matches_hand_count(tmp_path, capsys):
                 f"model={name}",
                 "imgsz=16",
                 "frames=5",
-                "width=2",
+                "model_args.width=2",
                 "warmup=1",
                 "iters=2",
                 "threads=1",
@@ -94,5 +97,5 @@ def test_profile_cli_matches_hand_count(tmp_path, capsys):
         assert rep["gemm_flops_per_s"] > 0 and 0 < rep["achieved_fraction"]
     finally:
         registry._REGISTRY.pop(name, None)
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="unknown model"):
         registry.create(name)

@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 
 from mirstd.data.sequence import FrameLabels, Sequence, SequenceDataset
-from mirstd.metrics.predictions import evaluate_predictions, write_report
+from mirstd.infer.evaluate import SavedPredictions, eval_dataset, run_evaluation
+from mirstd.metrics.report import write_results
+
+
+def evaluate_predictions(ds, pred, split):
+    seqs = ds.split(split)
+    return run_evaluation(SavedPredictions(pred, seqs), eval_dataset(seqs, frames=1))
+
+
+def write_report(ev, out):
+    return write_results(ev, out, "metrics")
 
 
 def _dataset(n_seq=2, n_frames=3, size=32):
@@ -46,7 +56,7 @@ def test_folder_predictions_report(tmp_path):
         res["iou"] == 1.0 and res["pd[centroid]"] == 1.0 and res["fa[centroid]"] == 0.0 and res["frames"] == 6
     )
     assert set(res["by_scr"]) == {"low", "high"}  # mSCR 2 and 5 from the labels' SCR values
-    for f in ("metrics.json", "metrics.md", "roc.png", "pdfa.png"):
+    for f in ("metrics.json", "metrics.md", "metrics_roc.png", "metrics_pdfa.png"):
         assert (tmp_path / "out" / f).stat().st_size > 100
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["results"]["iou"] == 1.0 and len(saved["curves"]["roc"]["tpr"]) == 201
@@ -79,10 +89,10 @@ def test_coco_json_predictions(tmp_path):
     ev = evaluate_predictions(ds, tmp_path / "r.json", "test")
     res = write_report(ev, tmp_path / "o")
     assert res["ap50"] == pytest.approx(1.0) and res["pd[point]"] == 1.0
-    assert res["fa_per_frame[point]"] == 0.5 and (tmp_path / "o" / "pr_101.txt").exists()
+    assert res["fa_per_frame[point]"] == 0.5 and (tmp_path / "o" / "metrics_pr101.txt").exists()
     assert res["iou[box_as_mask]"] == pytest.approx(8 / 12)
     (tmp_path / "bad.json").write_text(json.dumps([{"image_id": "nope/1", "bbox": [0, 0, 1, 1], "score": 1}]))
-    with pytest.raises(ValueError, match=r"bad\.json: detection 0 has unknown image_id"):
+    with pytest.raises(ValueError, match=r"bad\.json: detection 0 has an unknown image_id"):
         evaluate_predictions(ds, tmp_path / "bad.json", "test")
 
 

@@ -43,7 +43,7 @@ def test_uses_only_the_last_frame() -> None:
     other[:, :, :-1] = torch.rand(2, 3, 4, 32, 32)  # change every frame but the last
     assert torch.equal(m(clip), m(other))
     assert torch.allclose(m(clip), m(clip[:, :, -1:]))
-    scores = m.predict(clip)["scores"]
+    scores = m.predict(clip).scores
     assert scores.shape == (2, 1, 32, 32) and 0 <= scores.min() and scores.max() <= 1
 
 

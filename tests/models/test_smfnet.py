@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mirstd.infer.optimize import fold_batchnorm, optimize_for_inference
+from mirstd.models.fuse import fold_batchnorm
 from mirstd.models import create
 from mirstd.models.smfnet import SMFNET_RECIPE, SMFNet
 from mirstd.models.yolox_blocks import count_params
@@ -37,7 +37,7 @@ def test_interface_and_shapes():
     with torch.no_grad():
         assert m(torch.rand(2, 3, 5, 64, 96)).shape == (2, 6, 8, 12)
     out = m.predict(torch.rand(2, 3, 5, 64, 64))
-    assert len(out["boxes"]) == 2 and all(b.shape[1] == 6 for b in out["boxes"])
+    assert len(out.boxes) == 2 and all(b.shape[1] == 6 for b in out.boxes)
     with pytest.raises(ValueError, match="multiples of 32"):
         m(torch.rand(1, 3, 5, 60, 64))
     with pytest.raises(ValueError, match=r"\(B, 3, T, H, W\)"):
@@ -86,7 +86,7 @@ def test_optimized_inference_is_equivalent():
                 mod.running_mean.uniform_(-0.3, 0.3)
                 mod.running_var.uniform_(0.5, 2.0)
         m.encoders[1].fuse_convs[2].gamma.data.fill_(0.3)  # one live CSAM, two identity ones
-        o = optimize_for_inference(m)
+        o = m.fuse()
         assert not any(isinstance(x, torch.nn.modules.batchnorm._BatchNorm) for x in o.modules())
         assert o.upsample_late and not m.upsample_late
         x = torch.rand(2, 3, 5, 96, 64)
@@ -192,7 +192,7 @@ def _train(steps: int, seed: int = 0) -> tuple[SMFNet, torch.Tensor, list[torch.
     m.train()
     for _ in range(steps):
         idx = torch.randperm(8)[:4]
-        loss, _ = m.loss(m(clips[idx]), {"boxes": [boxes[i] for i in idx]})
+        loss = m.loss(m(clips[idx]), {"boxes": [boxes[i] for i in idx]})["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -223,7 +223,7 @@ def test_width_reduced_smfnet_learns_ap50():
     m, clips, boxes, losses = _train(150)
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
     _precise_bn(m, clips)
-    dets = m.predict(clips)["boxes"]
+    dets = m.predict(clips).boxes
     assert ap50(dets, boxes) >= 0.5
 
 

@@ -21,7 +21,7 @@ def test_sstnet_shapes_and_frames():
         assert m(torch.rand(1, 3, 5, 64, 64)).shape == (1, 6, 8, 8)
     with pytest.raises(ValueError, match="T=5"):
         m(torch.rand(1, 3, 4, 64, 64))
-    assert len(m.predict(torch.rand(2, 3, 5, 64, 64))["boxes"]) == 2
+    assert len(m.predict(torch.rand(2, 3, 5, 64, 64)).boxes) == 2
 
 
 @pytest.mark.slow

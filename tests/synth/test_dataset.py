@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mirstd.metrics.scr import mscr, scr_clean
+from mirstd.utils.scr import mscr, scr_clean
 from mirstd.synth import load_synth, plan_dataset, render_sequence, resolve_config
 from mirstd.synth.cli import main as synth_main
 
@@ -141,7 +141,7 @@ def test_cli_writes_native_byte_identical(tmp_path, capsys):
 def test_unknown_preset_and_key_errors():
     with pytest.raises(KeyError, match="unknown synth preset 'nope'; valid presets: smoke, demo"):
         resolve_config("nope")
-    with pytest.raises(KeyError, match="unknown synth key 'frobs'"):
+    with pytest.raises(ValueError, match="unknown key 'frobs' for mirstd synth"):
         resolve_config("demo", frobs=1)
     with pytest.raises(KeyError, match="unknown synth key 'sensor.nois'"):
         resolve_config("demo", sensor={"nois": 1})

@@ -117,7 +117,7 @@ def check_dataset(
 def dataset_info(ds: SequenceDataset, scr_frames: int = 200, progress: bool = False) -> dict[str, Any]:
     """Counts, sizes, targets per frame, target size statistics and (with masks) SCR statistics.
 
-    SCR is ``mirstd.metrics.scr.scr_clean`` per target on up to ``scr_frames`` evenly spaced masked
+    SCR is ``mirstd.utils.scr.scr_clean`` per target on up to ``scr_frames`` evenly spaced masked
     frames (the number used is reported).
     """
     from mirstd.data.probe import probe_ok
@@ -185,7 +185,7 @@ def dataset_info(ds: SequenceDataset, scr_frames: int = 200, progress: bool = Fa
 
 def _scr_stats(masked: list[tuple[Sequence, int]], n: int) -> dict[str, Any]:
     from mirstd.data.convert import mask_to_instances
-    from mirstd.metrics.scr import frame_scr
+    from mirstd.utils.scr import frame_scr
 
     pick = np.unique(np.linspace(0, len(masked) - 1, min(n, len(masked))).round().astype(int))
     vals: list[float] = []

@@ -207,18 +207,7 @@ class ClipDataset(torch.utils.data.Dataset):
             if mask is None
             else torch.from_numpy(mask.astype(np.float32))[None]
         )
-        meta = {
-            "sequence": seq.name,
-            "frame": seq.frame_ids[i],
-            "index": i,
-            "orig_size": (int(size[0]), int(size[1])),
-            "source_size": (int(H), int(W)),
-            "crop": crop_xy,
-            "ops": ops,
-            "has_boxes": bool(seq.labels[i].has_boxes or (self.point_box and seq.labels[i].has_points)),
-            # Per-sequence mean SCR when the source records one (synth, native): evaluation splits by it.
-            "mscr": _float_or_none(seq.meta.get("mSCR")),
-        }
+        meta = self._meta(seq, i, size, (H, W), crop_xy, ops)
         return {
             "clip": x,
             "mask": m,
@@ -226,6 +215,38 @@ class ClipDataset(torch.utils.data.Dataset):
             "boxes": torch.from_numpy(boxes.reshape(-1, 4)),
             "points": torch.from_numpy(points.reshape(-1, 2)),
             "meta": meta,
+        }
+
+    def _meta(self, seq: Sequence, i: int, size: Any, source: Any, crop_xy: Any, ops: list[str]) -> dict[str, Any]:
+        return {
+            "sequence": seq.name,
+            "frame": seq.frame_ids[i],
+            "index": i,
+            "orig_size": (int(size[0]), int(size[1])),
+            "source_size": (int(source[0]), int(source[1])),
+            "crop": crop_xy,
+            "ops": ops,
+            "has_boxes": bool(seq.labels[i].has_boxes or (self.point_box and seq.labels[i].has_points)),
+            # Per-sequence mean SCR when the source records one (synth, native): evaluation splits by it.
+            "mscr": _float_or_none(seq.meta.get("mSCR")),
+        }
+
+    def target(self, idx: int) -> dict[str, Any]:
+        """The ground truth of item ``idx`` without reading its clip: the sample dict of an evaluation
+        item (no crop) minus ``"clip"``. Scoring saved predictions uses it."""
+        if self.train or self.crop:
+            raise ValueError("ClipDataset.target is for evaluation datasets (train=False, crop=None)")
+        si, i = self.index[idx]
+        seq = self.sequences[si]
+        shape = tuple(int(v) for v in seq.size) if seq.size else self.sequences[si].load_frame(i).shape[-2:]
+        boxes, points, mask, has_mask = self._labels(seq, i, shape)
+        m = torch.zeros((1, *shape)) if mask is None else torch.from_numpy(mask.astype(np.float32))[None]
+        return {
+            "mask": m,
+            "has_mask": bool(has_mask),
+            "boxes": torch.from_numpy(boxes.reshape(-1, 4)),
+            "points": torch.from_numpy(points.reshape(-1, 2)),
+            "meta": self._meta(seq, i, shape, shape, None, []),
         }
 
     def _crop_origin(self, rng: np.random.Generator, H: int, W: int, boxes, points) -> tuple[int, int]:

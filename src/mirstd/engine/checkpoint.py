@@ -13,9 +13,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 
+from mirstd._version import __version__
+from mirstd.models.checkpoint import load_checkpoint, model_from_checkpoint
 from mirstd.utils.io import atomic_save_torch
+
+__all__ = ["load_checkpoint", "model_from_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
 
 
 def rng_state() -> dict[str, Any]:
@@ -48,29 +51,4 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    from mirstd import __version__
-
     return atomic_save_torch({**state, "mirstd_version": __version__}, path)
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_name" not in ckpt:
-        raise ValueError(f"{path} is not a mirstd checkpoint (needs 'model' and 'model_name' keys)")
-    return ckpt
-
-
-def model_from_checkpoint(
-    weights: str | Path, device: str | torch.device = "cpu", use_ema: bool = True
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the registered model named in the checkpoint and load its (EMA, when present) weights."""
-    from mirstd.models import create  # lazy: the registry imports every model family
-
-    ckpt = load_checkpoint(weights)
-    model = create(ckpt["model_name"], **(ckpt.get("model_args") or {}))
-    ema = ckpt.get("ema")
-    model.load_state_dict(ema["model"] if (use_ema and ema) else ckpt["model"])
-    return model.to(device).eval(), ckpt

@@ -7,14 +7,12 @@ from typing import Any
 
 import yaml
 
-from mirstd.utils.config import merge
+from mirstd.utils.config import check_keys, check_types, merge, task_defaults
 
 
 def config_dirs() -> list[Path]:
     """Folders searched for config files: the installed package's, then the source checkout's."""
-    import mirstd
-
-    pkg = Path(mirstd.__file__).resolve().parent
+    pkg = Path(__file__).resolve().parents[1]
     return [pkg / "configs", pkg.parents[1] / "configs"]
 
 
@@ -46,20 +44,15 @@ def family_config(model: str) -> dict[str, Any]:
 
 
 def build_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Merge defaults, the model family file, an optional ``cfg=`` file and ``overrides`` (in that order).
-
-    Unknown keys are rejected with the list of valid ones, so typos do not silently do nothing.
-    """
+    """Merge the ``train:`` defaults, the model family file, an optional ``cfg=`` file and ``overrides``
+    (in that order). Unknown keys and wrong types raise ConfigError naming the key and the closest one."""
     overrides = dict(overrides or {})
-    default_path = _find("default")
-    if default_path is None:
-        raise FileNotFoundError(f"configs/default.yaml not found in {[str(d) for d in config_dirs()]}")
-    cfg = read_yaml(default_path)
+    defaults = task_defaults("train")
     user = read_yaml(overrides.pop("cfg")) if overrides.get("cfg") else {}
-    model = overrides.get("model", user.get("model", cfg["model"]))
-    cfg = merge(merge(merge(cfg, family_config(str(model))), user), overrides)
-    unknown = sorted(set(cfg) - set(read_yaml(default_path)))
-    if unknown:
-        valid = ", ".join(sorted(read_yaml(default_path)))
-        raise ValueError(f"unknown config key(s) {unknown}; valid keys: {valid}")
+    check_keys(user, defaults, "train")
+    check_keys(overrides, defaults, "train")
+    check_types(overrides, defaults, "train")
+    model = overrides.get("model", user.get("model", defaults["model"]))
+    cfg = merge(merge(merge(defaults, family_config(str(model))), user), overrides)
+    check_keys(cfg, defaults, "train")
     return cfg

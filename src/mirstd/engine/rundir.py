@@ -13,33 +13,18 @@ from typing import Any
 
 import yaml
 
-from mirstd.utils.io import atomic_write_bytes, atomic_write_text
+from mirstd._version import __version__
+from mirstd.utils.io import atomic_write_bytes, atomic_write_text, increment_dir
 
-
-def increment_dir(parent: Path, name: str | None, exist_ok: bool = False, base: str = "exp") -> Path:
-    """``parent/name`` if given (error if it exists unless ``exist_ok``), else the first free exp, exp2, ..."""
-    if name:
-        d = parent / str(name)
-        if d.exists() and not exist_ok and any(d.iterdir()):
-            raise FileExistsError(
-                f"run folder {d} exists; pick another name=, or exist_ok=true, or resume=true"
-            )
-        return d
-    taken = {p.name for p in parent.iterdir()} if parent.is_dir() else set()
-    k = 1
-    while (base if k == 1 else f"{base}{k}") in taken:
-        k += 1
-    return parent / (base if k == 1 else f"{base}{k}")
+__all__ = ["env_info", "increment_dir", "plot_results", "read_results_csv", "write_results_csv", "write_yaml"]
 
 
 def git_commit() -> str | None:
     """HEAD of the checkout mirstd is imported from, when it is one."""
-    import mirstd
-
     try:
         r = subprocess.run(
             ["git", "rev-parse", "HEAD"],
-            cwd=Path(mirstd.__file__).parent,
+            cwd=Path(__file__).resolve().parents[1],
             capture_output=True,
             text=True,
             timeout=5,
@@ -57,15 +42,13 @@ def env_info(device: str, world: int) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    import mirstd
-
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "torch": str(torch.__version__),
         "cuda": torch.version.cuda,
         "numpy": np.__version__,
-        "mirstd": mirstd.__version__,
+        "mirstd": __version__,
         "git_commit": git_commit(),
         "device": device,
         "world_size": world,

@@ -8,7 +8,6 @@ and the data order depends only on ``(seed, epoch)`` (see :mod:`mirstd.engine.da
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import time
@@ -28,10 +27,10 @@ from mirstd.engine.data import (
     SeededSamples,
     clip_dataset,
     default_collate_clips,
+    epoch_permutation,
     load_sequences,
 )
-from mirstd.engine.losses import build_loss
-from mirstd.engine.optim import ModelEMA, StepSchedule, build_optimizer
+from mirstd.engine.optim import ModelEMA, StepSchedule, build_optimizer, precise_bn
 from mirstd.engine.rundir import (
     env_info,
     increment_dir,
@@ -40,8 +39,16 @@ from mirstd.engine.rundir import (
     write_results_csv,
     write_yaml,
 )
+from mirstd.infer.evaluate import eval_dataset_for, flat_numbers, pick_metric, run_evaluation
+from mirstd.metrics.evaluator import Evaluator
+from mirstd.models.base import Method
+from mirstd.models.registry import create
+from mirstd.utils.io import atomic_write_text
 
-DEFAULT_METRIC = {"segment": "iou", "detect": "ap50"}
+
+def make_evaluator() -> Evaluator:
+    """The validation evaluator (default suite for the inputs seen). Tests may swap this function."""
+    return Evaluator()
 
 
 # ----------------------------------------------------------------------------------------- setup
@@ -101,10 +108,9 @@ def _resume_path(resume: Any, cfg: dict[str, Any]) -> Path:
 # ----------------------------------------------------------------------------------------- data
 def _datasets(
     cfg: dict[str, Any],
-    channels: int,
+    model: Method,
     train_data: Dataset | None,
     val_data: Dataset | None,
-    pad_to: int | None = None,
 ) -> tuple[Dataset, Dataset | None, dict[str, list[str]]]:
     if str(cfg["val_split"]).lower().startswith("test"):
         raise ValueError(
@@ -115,14 +121,12 @@ def _datasets(
     if train_data is None:
         seqs, ds = load_sequences(cfg["data"], cfg["train_split"])
         splits[cfg["train_split"]] = [s.name for s in seqs]
-        train_data = clip_dataset(seqs, cfg, channels, train=True)
+        train_data = clip_dataset(seqs, cfg, model.in_channels, train=True)
         if val_data is None and cfg["val_every"] != 0:
             vseqs, _ = load_sequences(ds, cfg["val_split"])
             splits[cfg["val_split"]] = [s.name for s in vseqs]
-            val_data = clip_dataset(vseqs, cfg, channels, train=False, pad_to=pad_to)
-            stride = int(cfg.get("val_stride") or 1)
-            if stride > 1:  # score every k-th key frame: cheaper validation on long sequences
-                val_data.index = [(si, i) for si, i in val_data.index if i % stride == 0]
+            # the evaluation runner's own clips and ground truth (as `mirstd val` builds them)
+            val_data = eval_dataset_for(model, vseqs, {**cfg, "key_stride": int(cfg.get("val_stride") or 1)})
     return train_data, val_data, splits
 
 
@@ -150,8 +154,6 @@ class Trainer:
         train_data: Dataset | None,
         val_data: Dataset | None,
     ) -> None:
-        from mirstd.models import create  # lazy: the registry imports every model family
-
         self.rank, self.world, local = _dist_env()
         self.own_pg = _init_dist(self.world)
         self.cfg, self.device = cfg, _device(cfg, local)
@@ -159,17 +161,16 @@ class Trainer:
             torch.cuda.set_device(self.device)
         seed_everything(int(cfg["seed"]), bool(cfg["deterministic"]))
         self.model: nn.Module = create(cfg["model"], **(cfg.get("model_args") or {})).to(self.device)
-        self.task = str(getattr(self.model, "task", "segment"))
-        self.metric = str(cfg.get("metric") or DEFAULT_METRIC.get(self.task, "iou"))
+        self.task = self.model.task  # names the run folder only
+        self.metric = str(cfg.get("metric") or self.model.default_metric)
+        if not self.model.trainable:
+            raise ValueError(f"model={cfg['model']!r} has nothing to train; score it with `mirstd val model=...`")
+        # clip length: the config's, else the model's (a model that takes any length gets 5)
+        cfg["frames"] = int(cfg.get("frames") or self.model.num_frames or 5)
+        self.model.set_loss(cfg.get("loss"), **(cfg.get("loss_args") or {}))
         self.run_dir = self._run_dir(run_dir)
         workers = 0 if cfg["deterministic"] else int(cfg["workers"])
-        train_ds, self.val_ds, self.splits = _datasets(
-            cfg,
-            int(getattr(self.model, "in_channels", 1)),
-            train_data,
-            val_data,
-            pad_to=getattr(self.model, "size_divisor", None),
-        )
+        train_ds, self.val_ds, self.splits = _datasets(cfg, self.model, train_data, val_data)
         self.sampler = SeededBatchSampler(
             len(train_ds), int(cfg["batch"]), int(cfg["seed"]), self.rank, self.world
         )
@@ -192,9 +193,6 @@ class Trainer:
         self.ema = ModelEMA(self.model, cfg["ema_decay"], cfg["ema_tau"]) if cfg.get("ema") else None
         self.amp = bool(cfg["amp"]) and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.loss_fn = (
-            build_loss(cfg["loss"], **(cfg.get("loss_args") or {})) if self.task == "segment" else None
-        )
         self.step, self.best, self.rows = 0, None, []
         if resume_from is not None:
             self._load(resume_from)
@@ -266,15 +264,11 @@ class Trainer:
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             raw = self.ddp(batch["clip"])
-            if self.task == "segment":
-                loss = self.loss_fn(raw.float(), batch["mask"])
-                return loss, {"loss": loss.detach()}
-            total, parts = self.model.loss(raw, batch)
-        parts = {
-            k: (v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v)))
-            for k, v in parts.items()
+            parts = self.model.loss(raw, batch)
+        total = parts["loss"]
+        return total, {
+            k: (v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v))) for k, v in parts.items()
         }
-        return total, {"loss": total.detach(), **parts}
 
     def _update(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         self.ddp.train()
@@ -308,9 +302,6 @@ class Trainer:
         n = int(self.cfg.get("precise_bn") or 0)
         if n <= 0 or self.rank != 0:
             return
-        from mirstd.engine.data import epoch_permutation
-        from mirstd.engine.optim import precise_bn
-
         # Shuffled training samples with their own seeded stream (epoch offset), so the global RNG
         # and the training order stay untouched and a resumed run recomputes the same statistics.
         epoch = 1_000_000 + self.step
@@ -321,10 +312,9 @@ class Trainer:
         precise_bn(self.ema.module if self.ema else self.model, batches, self.device)
 
     def _validate(self) -> dict[str, float]:
-        from mirstd.engine.validation import evaluate, flat_numbers, pick_metric
-
         model = self.ema.module if self.ema else self.model
-        res = flat_numbers(evaluate(model, self.val_ds, self.device, progress=bool(self.cfg["progress"])))
+        ev = run_evaluation(model, self.val_ds, make_evaluator(), self.device, progress=bool(self.cfg["progress"]))
+        res = flat_numbers(ev.compute())
         value = pick_metric(res, self.metric)
         better = self.best is None or (
             value > self.best if self.cfg["metric_mode"] == "max" else value < self.best
@@ -372,8 +362,6 @@ class Trainer:
         write_yaml(d / "env.yaml", env_info(str(self.device), self.world))
         for split, names in self.splits.items():
             (d / "splits").mkdir(exist_ok=True)
-            from mirstd.utils.io import atomic_write_text
-
             atomic_write_text(d / "splits" / f"{split}.txt", "".join(f"{n}\n" for n in names))
 
     def fit(self) -> Path:
@@ -449,7 +437,3 @@ def train(train_data: Dataset | None = None, val_data: Dataset | None = None, **
         cfg = build_config(overrides)
         trainer = Trainer(cfg, None, None, train_data, val_data)
     return trainer.fit()
-
-
-def steps_for(n_samples: int, batch: int, epochs: int) -> int:
-    return math.floor(n_samples / batch) * epochs

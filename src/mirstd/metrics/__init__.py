@@ -5,7 +5,7 @@
 - :mod:`mirstd.metrics.points` - point-level Pd / false alarms.
 - :mod:`mirstd.metrics.det` - COCO AP (faster-coco-eval), lab P/R/F1, UESTC result files.
 - :mod:`mirstd.metrics.convert` - score maps <-> boxes <-> points <-> masks.
-- :mod:`mirstd.metrics.scr` - SCR / mSCR.
+- :mod:`mirstd.utils.scr` - SCR / mSCR.
 - :mod:`mirstd.metrics.efficiency` - params, FLOPs, latency, GEMM rate.
 """
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mirstd.metrics._components import component_max, component_stats, label8
+from mirstd.utils.components import component_max, component_stats, label8
 
 
 class FrameData:

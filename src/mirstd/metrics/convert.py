@@ -13,25 +13,23 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from mirstd.metrics._components import component_boxes, component_max, label8
+from mirstd.utils.components import component_boxes, label8
+from mirstd.utils.targets import score_targets
 
 
-def scores_to_boxes(
-    prob: np.ndarray, thr: float = 0.5, score: str = "max", strict: bool = True
-) -> np.ndarray:
-    """Scored edge boxes ``(N, 5) = x1, y1, x2, y2, score`` from a probability map, components in label order."""
+def scores_to_boxes(prob: np.ndarray, thr: float = 0.5, score: str = "max") -> np.ndarray:
+    """Scored edge boxes ``(N, 5) = x1, y1, x2, y2, score`` from a probability map (components of
+    ``p > thr``, the ``mirstd.utils.targets`` rule), in label order; ``score="mean"`` averages instead."""
+    if score == "max":
+        return score_targets(prob, thr)[:, 2:7].astype(np.float32)
+    if score != "mean":
+        raise ValueError(f"unknown box score {score!r}; valid: max, mean")
     prob = np.asarray(prob)
-    lab, n = label8(prob > thr if strict else prob >= thr)
+    lab, n = label8(prob > thr)
     if n == 0:
         return np.zeros((0, 5), np.float32)
-    boxes = component_boxes(lab, n)
-    if score == "max":
-        s = component_max(prob, lab, n)
-    elif score == "mean":
-        s = np.asarray(ndimage.mean(prob, lab, np.arange(1, n + 1)), np.float64).reshape(n)
-    else:
-        raise ValueError(f"unknown box score {score!r}; valid: max, mean")
-    return np.concatenate([boxes, s[:, None].astype(np.float32)], axis=1)
+    s = np.asarray(ndimage.mean(prob, lab, np.arange(1, n + 1)), np.float64).reshape(n)
+    return np.concatenate([component_boxes(lab, n), s[:, None].astype(np.float32)], axis=1)
 
 
 def mask_to_boxes(mask: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mirstd.metrics._base import FrameData, Metric, safe_div
-from mirstd.metrics.convert import boxes_to_points
+from mirstd.utils.targets import prediction_targets
 
 
 def match_points(
@@ -53,17 +53,9 @@ class PointPdFa(Metric):
                 f"centre distance < {self.distance:g}px, one-to-one by score; fa raw pixel fraction]")  # fmt: skip
 
     def predictions(self, fd: FrameData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(centres xy, scores, areas) of the frame's predictions."""
-        if fd.boxes is not None:
-            b = np.asarray(fd.boxes, np.float64).reshape(
-                -1, np.shape(fd.boxes)[-1] if np.size(fd.boxes) else 5
-            )
-            b = b[b[:, 4] >= self.threshold]
-            return boxes_to_points(b), b[:, 4], (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-        if fd.scores is None:
-            raise ValueError("point convention needs scores or boxes")
-        _, _, areas, cent = fd.pred_components(self.threshold)
-        return cent[:, ::-1], fd.pred_component_scores(self.threshold), areas.astype(np.float64)
+        """(centres xy, scores, areas) of the frame's targets (``mirstd.utils.targets`` rule)."""
+        t = prediction_targets(fd.scores, fd.boxes, self.threshold)
+        return t[:, 0:2], t[:, 6], t[:, 7]
 
     def frame(self, fd: FrameData) -> dict[str, Any]:
         xy, score, area = self.predictions(fd)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mirstd.metrics._base import FrameData, Metric, safe_div
-from mirstd.metrics._components import component_stats, label8
+from mirstd.utils.components import component_stats, label8
 
 CENTROID_VARIANTS = ("basicirstd", "area_quirk")
 SHOOTING_VARIANTS = ("clipped", "dtum_faithful")

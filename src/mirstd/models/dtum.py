@@ -19,8 +19,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mirstd.models.base import SegmentMethod
 from mirstd.models.registry import register_model
-from mirstd.models.resunet import ClipNorm, ResUNet, SegmentPredictMixin, check_clip
+from mirstd.models.resunet import HEAD_PRIOR, ClipNorm, ResUNet, check_clip, init_head_prior
 
 __all__ = ["DTUM", "DTUMNet", "direction_code", "dtum"]
 
@@ -63,7 +64,12 @@ class DTUM(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int = 32, num_classes: int = 1, num_frames: int = 5, detach: bool = True
+        self,
+        in_channels: int = 32,
+        num_classes: int = 1,
+        num_frames: int = 5,
+        detach: bool = True,
+        head_prior: float | None = None,
     ) -> None:
         super().__init__()
         c = in_channels
@@ -79,6 +85,7 @@ class DTUM(nn.Module):
             nn.Dropout3d(0.5),
             nn.Conv3d(c, num_classes, 1),
         )
+        init_head_prior(self.head[-1], head_prior)
 
     @staticmethod
     def _up(x: torch.Tensor) -> torch.Tensor:
@@ -100,13 +107,15 @@ class DTUM(nn.Module):
         return y[:, :, 0]
 
 
-class DTUMNet(SegmentPredictMixin, nn.Module):
+class DTUMNet(SegmentMethod):
     """ResUNet-DTUM for clips ``(B, C, T, H, W)`` in [0, 1] -> logits ``(B, 1, H, W)``.
 
     Args:
         detach: faithful ``o2.detach()`` (quirk D1); ``False`` for the fixed model.
         mean, std: on [0, 1] inputs; default = NUDT-MIRSDT raw statistics 105.4025 / 26.6452
             divided by 255 (spec §B2).
+        head_prior: prior probability of the DTUM's final 1x1x1 logit conv (default 0.01, see
+            ``resunet.init_head_prior``); ``None`` = PyTorch's default init (the reference code).
     """
 
     task = "segment"
@@ -121,6 +130,7 @@ class DTUMNet(SegmentPredictMixin, nn.Module):
         detach: bool = True,
         mean: float | Sequence[float] = 105.4025 / 255.0,
         std: float | Sequence[float] = 26.6452 / 255.0,
+        head_prior: float | None = HEAD_PRIOR,
     ) -> None:
         super().__init__()
         if num_frames < 2:
@@ -128,7 +138,7 @@ class DTUMNet(SegmentPredictMixin, nn.Module):
         self.in_channels, self.num_frames = in_channels, num_frames
         self.norm = ClipNorm(in_channels, mean, std)
         self.backbone = ResUNet(in_channels, channels, variant="dtum", out_channels=feat_channels)
-        self.dtum = DTUM(feat_channels, 1, num_frames, detach)
+        self.dtum = DTUM(feat_channels, 1, num_frames, detach, head_prior)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         check_clip(clip, self, min_frames=self.num_frames, exact_frames=self.num_frames)

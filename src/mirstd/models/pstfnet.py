@@ -31,15 +31,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mirstd.models.base import SegmentMethod
 from mirstd.models.registry import register_model
 from mirstd.models.resunet import (
+    HEAD_PRIOR,
     ClipNorm,
     FastConv2d,
     ResBlock,
     ResCBAMBlock,
     ResUNetDecoder,
     ResUNetEncoder,
-    SegmentPredictMixin,
     check_clip,
     conv2d_same,
 )
@@ -393,15 +394,27 @@ class FFN(nn.Module):
 
 
 class GroupFFN(nn.Module):
-    """Per-group FFN: split channels into ``groups`` and apply ``FFN(g, 2g)`` to each."""
+    """Per-group FFN (lab ``IntraFeedForward``): split channels into ``groups``; group ``i`` gives
+    ``x_i + FFN_i(x_i)`` with ``FFN_i = FFN(g, 2g)``.
 
-    def __init__(self, groups: Sequence[int]) -> None:
+    The lab wraps every branch in ``Residual(FeedForward)`` and the whole module again in
+    ``Residual`` (``CIMBlock.intra_ff``), so the MSFM stage computes ``2x + FFN_i(x_i)``: this
+    module returns ``x + FFN(x)`` and ``MSFM`` adds the outer ``x`` (CS-Net 9b5d11c ``CIM.py``).
+    ``inner_residual=False`` is the form mirstd used before the golden tests (``x + FFN_i(x_i)`` at
+    the MSFM level); kept only to evaluate checkpoints trained with it (same state dict).
+    """
+
+    def __init__(self, groups: Sequence[int], inner_residual: bool = True) -> None:
         super().__init__()
         self.groups = list(groups)
+        self.inner_residual = bool(inner_residual)
         self.ffns = nn.ModuleList(FFN(g, 2 * g) for g in self.groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([f(p) for f, p in zip(self.ffns, x.split(self.groups, dim=1), strict=True)], dim=1)
+        parts = x.split(self.groups, dim=1)
+        if self.inner_residual:
+            return torch.cat([p + f(p) for f, p in zip(self.ffns, parts, strict=True)], dim=1)
+        return torch.cat([f(p) for f, p in zip(self.ffns, parts, strict=True)], dim=1)
 
 
 def _dw_bn(dim: int, k: int, stride: int) -> nn.Sequential:
@@ -522,7 +535,9 @@ class MSFM(nn.Module):
 
     Pool each scale to the ``grid``, concat (sum(channels)), 1x1 -> d = sum/4; block
     ``x += CSA1(x); x += GroupFFN(x); x += CSA2(x); x += FFN(d, 2d)(x)``; BN; 1x1 d -> sum;
-    split per scale; ``ScaleAwareGate`` per scale.
+    split per scale; ``ScaleAwareGate`` per scale. ``GroupFFN`` carries its own per-group residual,
+    so its stage is ``x <- 2x + FFN_i(x_i)`` as in the lab code (``group_ffn_inner_residual=False``:
+    the earlier mirstd form ``x + FFN_i(x_i)``, for old checkpoints only).
     """
 
     def __init__(
@@ -533,6 +548,7 @@ class MSFM(nn.Module):
         reshape_mode: str = "lab",
         mc: bool = True,
         sa: bool = True,
+        group_ffn_inner_residual: bool = True,
     ) -> None:
         super().__init__()
         if any(c % 4 for c in channels):
@@ -548,7 +564,7 @@ class MSFM(nn.Module):
             )
 
         self.csa1 = csa()
-        self.group_ffn = GroupFFN([c // 4 for c in channels])
+        self.group_ffn = GroupFFN([c // 4 for c in channels], inner_residual=group_ffn_inner_residual)
         self.csa2 = csa()
         self.ffn = FFN(hid, 2 * hid)
         self.bn = nn.BatchNorm2d(hid)
@@ -567,7 +583,7 @@ class MSFM(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # PSTFNet
 # ----------------------------------------------------------------------------------------------
-class PSTFNet(SegmentPredictMixin, nn.Module):
+class PSTFNet(SegmentMethod):
     """PSTFNet (spec Part A). Clip ``(B, C, T, H, W)`` in [0, 1] -> logits ``(B, 1, H, W)``.
 
     Args:
@@ -587,6 +603,8 @@ class PSTFNet(SegmentPredictMixin, nn.Module):
         mc, sa: MSFM multi-scale convolution / self-attention (Table 6).
         fast: PTAM Conv3d as Conv2d over batch x time (identical outputs, same parameters).
         mean, std: input normalisation (MIST: 0.359, 0.15).
+        head_prior: prior probability of the decoder's 1x1 logit head (default 0.01, see
+            ``resunet.init_head_prior``); ``None`` = PyTorch's default init (the lab code).
     """
 
     task = "segment"
@@ -611,6 +629,7 @@ class PSTFNet(SegmentPredictMixin, nn.Module):
         fast: bool = True,
         mean: float | Sequence[float] = 0.359,
         std: float | Sequence[float] = 0.15,
+        head_prior: float | None = HEAD_PRIOR,
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
@@ -628,7 +647,7 @@ class PSTFNet(SegmentPredictMixin, nn.Module):
         )
         self.grid = self._grid(msfm_grid, grid_size)
         self.msfm = MSFM(channels, self.grid, token_mixer, reshape_mode, mc, sa) if msfm else None
-        self.decoder = ResUNetDecoder(channels, 1, (2, 2, 2), ResBlock)
+        self.decoder = ResUNetDecoder(channels, 1, (2, 2, 2), ResBlock, head_prior)
         self.fast = fast
 
     @staticmethod

@@ -19,19 +19,21 @@ frames of several clips, see PSTFNet); outputs, gradients and state dicts are un
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mirstd.models.base import SegmentMethod
 from mirstd.models.registry import register_model
 
 __all__ = [
-    "SegmentPredictMixin",
     "ChannelAttention",
     "ClipNorm",
     "FastConv2d",
+    "HEAD_PRIOR",
     "FrameBatchNorm2d",
     "ResBlock",
     "ResCBAMBlock",
@@ -41,6 +43,7 @@ __all__ = [
     "SpatialAttention",
     "check_clip",
     "conv2d_same",
+    "init_head_prior",
     "make_stage",
 ]
 
@@ -269,11 +272,30 @@ class ResUNetEncoder(nn.Module):
         return feats
 
 
+HEAD_PRIOR = 0.01
+"""Default prior probability of the segmentation heads' final logit conv (see :func:`init_head_prior`)."""
+
+
+def init_head_prior(conv: nn.Module, prior: float | None) -> None:
+    """Prior-probability init of a final logit conv (Lin et al., focal loss / RetinaNet; YOLOX's
+    objectness): ``bias = -log((1 - p) / p)``, so every pixel starts at ``sigmoid = p`` instead of
+    ~0.5. Targets cover ~1 % of a frame; from 0.5 the first steps only learn "background" and, on
+    some seeds and CPU kernel sets, the mask loss plateaus near 1 for a hundred steps (issue 9).
+    ``None`` leaves PyTorch's default uniform bias (the paper/reference init). Parameter counts are
+    unchanged."""
+    if prior is None:
+        return
+    if not 0.0 < prior < 1.0:
+        raise ValueError(f"head_prior must be in (0, 1) or None, got {prior}")
+    nn.init.constant_(conv.bias, -math.log((1.0 - prior) / prior))
+
+
 class ResUNetDecoder(nn.Module):
     """U-Net decoder: at each level ``D_i = stage_i(cat[Y_i, up2(D_{i+1})])``, then a 1x1 head.
 
     ``up2`` is bilinear x2 with ``align_corners=True`` (spec §A6). ``inputs`` are the four skip
-    maps, finest first; the coarsest one starts the decoder.
+    maps, finest first; the coarsest one starts the decoder. ``head_prior``: see
+    :func:`init_head_prior` (``None`` keeps PyTorch's default bias init, as the reference code).
     """
 
     def __init__(
@@ -282,6 +304,7 @@ class ResUNetDecoder(nn.Module):
         out_channels: int = 1,
         blocks: Sequence[int] = (2, 2, 2),
         block: type[ResBlock] = ResBlock,
+        head_prior: float | None = None,
     ) -> None:
         super().__init__()
         n = len(channels)
@@ -290,6 +313,7 @@ class ResUNetDecoder(nn.Module):
             make_stage(block, channels[i] + channels[i + 1], channels[i], blocks[i]) for i in range(n - 1)
         )
         self.head = FastConv2d(channels[0], out_channels, 1)
+        init_head_prior(self.head, head_prior)
 
     def forward(self, skips: Sequence[torch.Tensor]) -> torch.Tensor:
         d = skips[-1]
@@ -344,21 +368,7 @@ def check_clip(
         raise ValueError(f"{name}: H, W = {h}, {w} must be multiples of size_divisor={d}")
 
 
-class SegmentPredictMixin:
-    """``predict`` of the mask models (docs/design.md): ``{"scores": sigmoid(logits)}`` in eval mode,
-    restoring the previous mode afterwards."""
-
-    @torch.no_grad()
-    def predict(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-        was_training = self.training  # type: ignore[attr-defined]
-        self.eval()  # type: ignore[attr-defined]
-        try:
-            return {"scores": torch.sigmoid(self(clip))}  # type: ignore[operator]
-        finally:
-            self.train(was_training)  # type: ignore[attr-defined]
-
-
-class ResUNet(SegmentPredictMixin, nn.Module):
+class ResUNet(SegmentMethod):
     """Single-frame residual U-Net on the last frame of the clip (spec Part C).
 
     Args:
@@ -370,6 +380,9 @@ class ResUNet(SegmentPredictMixin, nn.Module):
         out_channels: output maps (1 = logits; 32 when used as the DTUM backbone).
         num_frames: frames the data pipeline should feed; only the last one is used.
         mean, std: input normalisation applied inside ``forward``.
+        head_prior: prior probability p of the 1x1 logit head, ``bias = -log((1 - p) / p)``
+            (default ``HEAD_PRIOR`` = 0.01, :func:`init_head_prior`); ``None`` = PyTorch's
+            default init (the reference code). Only used when ``out_channels == 1`` (logits).
     """
 
     task = "segment"
@@ -384,6 +397,7 @@ class ResUNet(SegmentPredictMixin, nn.Module):
         num_frames: int = 1,
         mean: float | Sequence[float] = 0.359,
         std: float | Sequence[float] = 0.15,
+        head_prior: float | None = HEAD_PRIOR,
     ) -> None:
         super().__init__()
         if variant not in ("cbam", "dtum"):
@@ -397,12 +411,13 @@ class ResUNet(SegmentPredictMixin, nn.Module):
         self.variant = variant
         self.size_divisor = 2 ** (len(channels) - 1)
         self.norm = ClipNorm(in_channels, mean, std)
+        prior = head_prior if out_channels == 1 else None  # 32 maps = DTUM features, not logits
         if variant == "cbam":
             self.encoder = ResUNetEncoder(in_channels, channels, (2, 2, 2, 2), ResCBAMBlock)
-            self.decoder = ResUNetDecoder(channels, out_channels, (2, 2, 2), ResBlock)
+            self.decoder = ResUNetDecoder(channels, out_channels, (2, 2, 2), ResBlock, prior)
         else:
             self.encoder = ResUNetEncoder(in_channels, channels, (1, 2, 2, 2), ResBlock)
-            self.decoder = ResUNetDecoder(channels, out_channels, (1, 1, 1), ResBlock)
+            self.decoder = ResUNetDecoder(channels, out_channels, (1, 1, 1), ResBlock, prior)
 
     def forward_frame(self, frame: torch.Tensor) -> torch.Tensor:
         """Normalised frame ``(B, C, H, W)`` -> output ``(B, out_channels, H, W)``."""

@@ -27,13 +27,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mirstd.models.fuse import drop_identity
 from mirstd.models.registry import register_model
 from mirstd.models.yolox_blocks import (
     TORCH_BN,
     BaseConv,
     CSPDarknet,
     CSPLayer,
-    YOLOXDetectorMixin,
+    YOLOXDetector,
     YOLOXHead,
     lab_weights_init,
 )
@@ -176,7 +177,7 @@ class RepBlock(nn.Module):
 
     ``forward(x, up)`` with ``up > 1`` computes ``u`` on the low-resolution map and upsamples it
     (nearest): P, GELU and channel scaling are point-wise and pooling of a nearest copy equals pooling
-    of the original, so this equals ``forward(nearest_up(x))`` (used by ``optimize_for_inference``).
+    of the original, so this equals ``forward(nearest_up(x))`` (used by ``fuse()``).
     """
 
     def __init__(self, c: int) -> None:
@@ -316,7 +317,7 @@ class Backbone2D(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # SMFNet
 # ----------------------------------------------------------------------------------------------
-class SMFNet(YOLOXDetectorMixin, nn.Module):
+class SMFNet(YOLOXDetector):
     """SMFNet detector. See the module docstring for the data flow and contract.
 
     Args:
@@ -357,7 +358,7 @@ class SMFNet(YOLOXDetectorMixin, nn.Module):
             raise ValueError(f"SMFNet: init must be 'lab' or 'torch', got {init!r}")
         self.num_classes, self.neck_name = num_classes, neck
         self.conf, self.nms_iou = conf, nms_iou
-        self.upsample_late = False  # set by mirstd.infer.optimize (exact reordering, §RepBlock)
+        self.upsample_late = False  # set by fuse() (exact reordering, §RepBlock)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1, 1), persistent=False)
 
@@ -387,6 +388,14 @@ class SMFNet(YOLOXDetectorMixin, nn.Module):
         xt = self.backbone_3d(x)
         f1, f2, f3 = (enc(f, xt, self.upsample_late) for enc, f in zip(self.encoders, f2d))
         return self.head(self.neck(f1, f2, f3))
+
+    def fuse(self) -> nn.Module:
+        """Inference copy with the exact rewrites of ``mirstd.models.fuse``: BN folded, CSAM blocks
+        with γ = 0 dropped (γ·Y + X = X), RepBlock's point-wise part before the upsampling."""
+        m = super().fuse()
+        drop_identity(m, CSAM, lambda c: bool((c.gamma == 0).all()))
+        m.upsample_late = True
+        return m
 
 
 # ----------------------------------------------------------------------------------------------

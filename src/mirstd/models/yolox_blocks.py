@@ -8,11 +8,15 @@ so a YOLOX-S checkpoint loads by name and shape: ``stem``, ``dark2`` … ``dark5
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from mirstd.models.base import Method, Prediction
+from mirstd.models.fuse import inference_copy
+from mirstd.models.yolox_loss import postprocess, yolox_loss
 
 # YOLOX BatchNorm settings (spec §2); the 3D branch and the channel encoder use PyTorch defaults.
 YOLOX_BN = {"eps": 1e-3, "momentum": 0.03}
@@ -37,9 +41,11 @@ class BaseConv(nn.Module):
     """Conv2d(k, s, pad (k-1)//2, no bias) → BatchNorm2d → activation.
 
     BN defaults to the YOLOX setting (eps 1e-3, momentum 0.03); ``bn=TORCH_BN`` gives the PyTorch
-    defaults used by the "CBL" layers of SMFNet's channel encoder. ``mirstd.infer.optimize`` folds
+    defaults used by the "CBL" layers of SMFNet's channel encoder. ``fuse()`` folds
     ``bn`` into ``conv`` (sets ``bn`` to Identity and gives ``conv`` a bias).
     """
+
+    folds_bn = True  # fuse(): bn(conv(x)) folds into one conv
 
     def __init__(
         self,
@@ -209,12 +215,14 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-class YOLOXDetectorMixin:
-    """Shared model-interface methods of the stride-8 YOLOX detectors (SMFNet, SSTNet): input check,
+class YOLOXDetector(Method):
+    """Shared contract methods of the stride-8 YOLOX detectors (SMFNet, SSTNet): input check,
     ``loss(raw, batch)`` and ``predict(clip)`` (docs/design.md model contract)."""
 
-    task = "detect"
+    task: ClassVar[str] = "detect"
+    default_metric: ClassVar[str] = "ap50"
     in_channels = 3
+    num_frames = 5  # the lab's clip length; SSTNet sets its own
     size_divisor = 32
     conf: float = 0.001
     nms_iou: float = 0.65
@@ -242,34 +250,36 @@ class YOLOXDetectorMixin:
                 f"{name}: H and W must be multiples of {self.size_divisor}; got {tuple(clip.shape[-2:])}"
             )
 
-    def loss(self, raw: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        """YOLOX loss with SimOTA on the stride-8 output (spec §10); see ``mirstd.engine.yolox``.
+    def loss(self, outputs: torch.Tensor, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """YOLOX loss with SimOTA on the stride-8 output (spec §10); see ``mirstd.models.yolox_loss``.
 
         ``batch["boxes"]``: B tensors (N, 4) of edge boxes in input pixels; optional ``batch["classes"]``.
+        Returns ``{"loss": total, "iou": ..., "obj": ..., "cls": ..., ...}``.
         """
-        from mirstd.engine.yolox import yolox_loss
-
         boxes = batch["boxes"]
         if float(self.input_scale) != 1.0:
             boxes = [b * float(self.input_scale) for b in boxes]
-        return yolox_loss(raw, boxes, batch.get("classes"), stride=8)
+        total, parts = yolox_loss(outputs, boxes, batch.get("classes"), stride=8)
+        return {"loss": total, **parts}
 
     @torch.inference_mode()
-    def predict(self, clip: torch.Tensor, conf: float | None = None, nms_iou: float | None = None) -> dict:
+    def predict(self, clip: torch.Tensor, conf: float | None = None, nms_iou: float | None = None) -> Prediction:
         """Eval path (spec §7, §13): decode, keep σ(obj)·max σ(cls) ≥ conf (default 0.001), class-aware
-        NMS at nms_iou (default 0.65). Returns ``{"boxes": [B × (N, 6)]}`` = edge box x1, y1, x2, y2
-        in input pixels, score, class."""
-        from mirstd.engine.yolox import postprocess
-
-        was_training = self.training  # type: ignore[attr-defined]
-        self.eval()  # type: ignore[attr-defined]
+        NMS at nms_iou (default 0.65). Boxes: B × (N, 6) = edge box x1, y1, x2, y2 in input pixels,
+        score, class."""
+        was_training = self.training
+        self.eval()
         try:
-            raw = self(clip)  # type: ignore[operator]
+            raw = self(clip)
         finally:
-            self.train(was_training)  # type: ignore[attr-defined]
+            self.train(was_training)
         conf = self.conf if conf is None else conf
         nms_iou = self.nms_iou if nms_iou is None else nms_iou
         dets = postprocess(raw, stride=8, conf=conf, nms_iou=nms_iou)
         if float(self.input_scale) != 1.0:
             dets = [torch.cat([d[:, :4] / float(self.input_scale), d[:, 4:]], 1) for d in dets]
-        return {"boxes": dets}
+        return Prediction(boxes=dets)
+
+    def fuse(self) -> nn.Module:
+        """Eval copy with BN folded into the convs and channels_last weights (exact up to rounding)."""
+        return inference_copy(self)

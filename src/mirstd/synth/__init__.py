@@ -6,8 +6,11 @@
 >>> generate("demo", out="data/synth-demo", seed=0)        # written in the native layout
 """
 
+from mirstd.data.readers import register_source
 from mirstd.synth.engine import generate, load_synth, plan_dataset, render_sequence
 from mirstd.synth.presets import DEFAULTS, PRESETS, resolve_config
+
+register_source("synth", load_synth)
 
 __all__ = [
     "DEFAULTS",

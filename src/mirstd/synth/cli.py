@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from mirstd.utils.config import parse_overrides
+from mirstd.utils.config import parse_overrides, task_config
 
 USAGE = """usage: mirstd synth preset=demo out=DIR [seed=0] [workers=1] [preview=true] [key=value ...]
 
@@ -23,11 +23,12 @@ def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help", "help") for a in argv):
         print(USAGE.format(presets=", ".join(PRESETS), keys=", ".join(sorted(DEFAULTS))))
         return 0
-    args = parse_overrides(argv)
-    preset = args.pop("preset", "demo")
-    out = args.pop("out", None)
-    seed = int(args.pop("seed", 0))
-    workers = int(args.pop("workers", 1))
+    args = task_config("synth", parse_overrides(argv), extra=DEFAULTS)
+    preset = args.pop("preset")
+    out = args.pop("out")
+    seed = int(args.pop("seed"))
+    workers = int(args.pop("workers"))
+    args = {k: v for k, v in args.items() if k not in DEFAULTS or v != DEFAULTS[k]}
     if out is None:
         raise ValueError(f"missing out=DIR (e.g. mirstd synth preset={preset} out=data/synth-{preset})")
     from mirstd.synth.engine import generate

@@ -21,7 +21,6 @@ import numpy as np
 from scipy import ndimage
 
 from mirstd.data.sequence import FrameLabels, Sequence, SequenceDataset
-from mirstd.metrics.scr import DEFAULT_MARGIN, mscr, scr_split
 from mirstd.synth import rng as R
 from mirstd.synth.background import Background, glint_events, make_background
 from mirstd.synth.egomotion import EgoMotion, draw_egomotion, prefilter, sample_layer, warp_frame
@@ -31,6 +30,7 @@ from mirstd.synth.presets import resolve_config, size_of
 from mirstd.synth.render import render_tile
 from mirstd.synth.sensor import QUANT, apply_bad_pixels, draw_sensor, expose, place_bad_pixels, quantize
 from mirstd.synth.templates import attitude_walk, draw_template
+from mirstd.utils.scr import DEFAULT_MARGIN, mscr, scr_split
 
 GENERATOR_VERSION = "mirstd-synth 1"
 
@@ -572,7 +572,7 @@ def generate(
     seed streams (spec §9), so the files are byte-identical whatever the worker count.
     """
     from mirstd.data.native import write_index
-    from mirstd.utils.io import atomic_write_text
+    from mirstd.utils.io import atomic_write_text, to_jsonable
 
     cfg = resolve_config(preset, **overrides)
     out = Path(out)
@@ -604,7 +604,7 @@ def generate(
         bar.close()
     meta = dataset_meta(cfg, seed, metas)
     write_index(out, [p.name for p in plans], _splits(plans), cfg["name"], int(cfg["bit_depth"]), None, meta)
-    atomic_write_text(out / "meta.json", json.dumps(meta, indent=1, default=_jsonable))
+    atomic_write_text(out / "meta.json", json.dumps(to_jsonable(meta), indent=1))
     return out
 
 
@@ -614,9 +614,3 @@ class _MetaOnly:
     meta: dict
 
 
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)

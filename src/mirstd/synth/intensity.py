@@ -1,4 +1,4 @@
-"""Target amplitude from a requested SCR (spec ``synth.md`` §6), with ``mirstd.metrics.scr``'s
+"""Target amplitude from a requested SCR (spec ``synth.md`` §6), with ``mirstd.utils.scr``'s
 ``scr_clean`` background ring (box of M + 20 px, minus M, minus other targets dilated by 2 px).
 
 Every target's contribution to the frame is affine in its amplitude A: F = F0 + Σ_j (h_j + A_j g_j),
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mirstd.metrics.scr import DEFAULT_MARGIN, SIGMA_FLOOR, local_background
 from mirstd.synth.render import Tile
+from mirstd.utils.scr import DEFAULT_MARGIN, SIGMA_FLOOR, local_background
 
 
 @dataclass
@@ -142,17 +142,3 @@ def solve_frame(
             targets[j] = abs(mu_t - mu_b) / max(sd_b, SIGMA_FLOOR)
         out.append(Solved(float(amps[j]), mu_b, sd_b, float(targets[j]), guards[j]))
     return frame, out
-
-
-def closed_form_ok(
-    f0: np.ndarray, tile: Tile, response: np.ndarray, scr: float, sign: float, margin: int = DEFAULT_MARGIN
-) -> bool:
-    """Cheap pre-check for trajectory placement: does the closed form give A of the right sign
-    and a peak under full scale (spec §6.5)?"""
-    masks = [full_mask(tile, f0.shape)]
-    mu_t0, mu_b, sd_b = scr_local(f0, tile, masks, 0, margin)
-    if tile.occluding:
-        return True  # occluding fusion replaces the background: any S is reachable
-    g = response[tile.slices] * tile.tau
-    a = (sign * scr * max(sd_b, SIGMA_FLOOR) + mu_b - mu_t0) / float(g[tile.mask].mean())
-    return bool(sign * a > 0 and (f0[tile.slices] + a * g).max() <= 250.0)

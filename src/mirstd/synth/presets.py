@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from mirstd.utils.config import merge
+from mirstd.utils.config import ConfigError, merge, unknown_key_message
 
 DEFAULTS: dict[str, Any] = {
     "name": "synth",
@@ -89,8 +89,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 def _check_keys(over: dict[str, Any], ref: dict[str, Any], where: str = "") -> None:
     for k, v in over.items():
         if k not in ref:
-            valid = ", ".join(sorted(ref))
-            raise KeyError(f"unknown synth key {where + k!r}; valid keys: {valid}")
+            raise ConfigError(unknown_key_message(k, ref, "synth", where))
         if isinstance(ref[k], dict) and k not in ("families", "shapes", "splits"):
             if not isinstance(v, dict):
                 raise ValueError(

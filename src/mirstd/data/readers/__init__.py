@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from mirstd.data.findings import Collector, DataError
+from mirstd.utils.config import ConfigError, unknown_key_message
 from mirstd.data.sequence import SequenceDataset
 
 # Detection order matters: the most specific layouts first.
@@ -56,8 +57,9 @@ def load_dataset(path: str | Path, format: str = "auto", strict: bool = True, **
     :class:`~mirstd.data.findings.DataError` naming the files; ``strict=False`` skips those items and keeps
     the findings in ``dataset.findings`` (what ``mirstd data check`` reports).
     """
-    if isinstance(path, str) and path.startswith("synth:"):
-        return _load_synth(path[len("synth:") :], **opts)
+    if isinstance(path, str) and path.split(":", 1)[0] in {*_SOURCES, *_SOURCE_PLUGINS} and ":" in path:
+        scheme, name = path.split(":", 1)
+        return _load_scheme(scheme, name, **opts)
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
@@ -70,7 +72,7 @@ def load_dataset(path: str | Path, format: str = "auto", strict: bool = True, **
     unknown = [k for k in opts if k not in params]
     if unknown:
         valid = [k for k in params if k not in ("path", "col")]
-        raise ValueError(f"format {fmt!r} does not take option(s) {unknown}; valid: {valid}")
+        raise ConfigError(unknown_key_message(unknown[0], valid + ["format", "strict"], "data", "") + f" (format {fmt!r})")
     col = Collector()
     ds = mod.read(path, col, **{**fixed, **opts})
     ds.findings.extend(col.items)
@@ -96,12 +98,24 @@ def verify(ds: SequenceDataset) -> list:
     return list(fn(ds)) if fn else []
 
 
-def _load_synth(preset: str, **opts: Any) -> SequenceDataset:
-    try:
-        from mirstd.synth import load_synth
-    except ImportError as e:
-        raise ImportError(
-            f"synth:{preset}: mirstd.synth.load_synth is not available ({e}); "
-            "the synthetic engine is needed for synth: datasets"
-        ) from e
-    return load_synth(preset, **opts)
+# ``scheme:`` sources rendered in memory by a higher package (``synth:`` by mirstd.synth), which
+# registers its loader when imported. The data layer never imports them itself; the plug-in module is
+# imported by name on first use only (so ``load_dataset("synth:smoke")`` works from a bare import).
+_SOURCES: dict[str, Any] = {}
+_SOURCE_PLUGINS = {"synth": "mirstd.synth"}
+
+
+def register_source(scheme: str, loader: Any) -> None:
+    """Make ``load_dataset("<scheme>:<name>", **opts)`` call ``loader(name, **opts)``."""
+    _SOURCES[scheme] = loader
+
+
+def _load_scheme(scheme: str, name: str, **opts: Any) -> SequenceDataset:
+    if scheme not in _SOURCES and scheme in _SOURCE_PLUGINS:
+        try:
+            importlib.import_module(_SOURCE_PLUGINS[scheme])
+        except ImportError as e:
+            raise ImportError(f"{scheme}:{name}: the {scheme}: source needs {_SOURCE_PLUGINS[scheme]} ({e})") from e
+    if scheme not in _SOURCES:
+        raise ValueError(f"{scheme}:{name}: no loader is registered for {scheme}: sources")
+    return _SOURCES[scheme](name, **opts)

@@ -1,4 +1,4 @@
-"""Exact inference-time rewrites: conv-BN folding, channels-last weights, identity removal, late upsampling.
+"""Exact inference-time rewrites used by the models' ``fuse()``: conv-BN folding, channels-last weights, identity removal, late upsampling.
 
 Each rewrite keeps the function (up to float rounding, < 1e-4 on SMFNet's raw output):
 
@@ -8,7 +8,7 @@ Each rewrite keeps the function (up to float rounding, < 1e-4 on SMFNet's raw ou
   faster on CPU.
 - **CSAM with γ = 0** is an exact identity (γ·Y + X) and is replaced by ``nn.Identity``.
 - **Point-wise before nearest upsampling**: SMFNet's RepBlock computes ``a ⊙ GELU(P(X))`` on the
-  stride-32 map and upsamples afterwards (``model.upsample_late = True``); a 1×1 conv, GELU and a
+  stride-32 map and upsamples afterwards (``SMFNet.upsample_late = True``); a 1×1 conv, GELU and a
   per-channel scale commute with nearest copying, and global avg/max pooling of a nearest copy equals
   that of the original map.
 """
@@ -16,6 +16,7 @@ Each rewrite keeps the function (up to float rounding, < 1e-4 on SMFNet's raw ou
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -42,13 +43,11 @@ def fuse_conv_bn(conv: nn.Conv2d | nn.Conv3d, bn: nn.BatchNorm2d | nn.BatchNorm3
 
 def fold_batchnorm(model: nn.Module) -> int:
     """Fold every BN that directly follows a conv, in place. Handles modules with ``conv``/``bn``
-    attributes run as ``bn(conv(x))`` (mirstd ``BaseConv``) and Conv→BN pairs inside ``nn.Sequential``.
-    Returns the number of folded pairs."""
-    from mirstd.models.yolox_blocks import BaseConv
-
+    attributes run as ``bn(conv(x))`` (mirstd ``BaseConv``, which sets ``folds_bn = True``) and
+    Conv→BN pairs inside ``nn.Sequential``. Returns the number of folded pairs."""
     n = 0
     for m in list(model.modules()):
-        if isinstance(m, BaseConv) and isinstance(m.bn, _BNS):
+        if getattr(m, "folds_bn", False) and isinstance(m.bn, _BNS):
             m.conv, m.bn = fuse_conv_bn(m.conv, m.bn), nn.Identity()
             n += 1
         elif isinstance(m, nn.Sequential):
@@ -71,30 +70,25 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     return model
 
 
-def drop_identity_csam(model: nn.Module) -> int:
-    """Replace CSAM blocks whose γ is exactly 0 by ``nn.Identity`` (γ·Y + X = X). Returns the count."""
-    from mirstd.models.smfnet import CSAM
-
+def drop_identity(model: nn.Module, kind: type[nn.Module], is_identity: Callable[[nn.Module], bool]) -> int:
+    """Replace every ``kind`` submodule for which ``is_identity(m)`` by ``nn.Identity``. Returns the count."""
     n = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, CSAM) and bool((child.gamma == 0).all()):
+            if isinstance(child, kind) and is_identity(child):
                 setattr(parent, name, nn.Identity())
                 n += 1
     return n
 
 
-def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
-    """Return an eval-mode copy of ``model`` with the exact rewrites above applied; gradients off.
+def inference_copy(model: nn.Module, channels_last: bool = True) -> nn.Module:
+    """An eval-mode deep copy with BN folded, optional channels_last weights and gradients off.
 
     Run it under ``torch.inference_mode()`` (``predict`` does). The copy is for inference only:
-    folded BN has no running statistics left to update, and dropped CSAM blocks cannot be trained.
+    folded BN has no running statistics left to update.
     """
     m = copy.deepcopy(model).eval()
     fold_batchnorm(m)
-    drop_identity_csam(m)
-    if hasattr(m, "upsample_late"):
-        m.upsample_late = True
     if channels_last:
         to_channels_last(m)
     for p in m.parameters():

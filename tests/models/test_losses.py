@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from mirstd.engine.losses import BCELoss, FocalLoss, SoftIoULoss, build_loss
+from mirstd.models.losses import BCELoss, FocalLoss, SoftIoULoss, build_loss
 
 
 def _logit(p: float) -> float:

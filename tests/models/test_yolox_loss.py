@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mirstd.engine.yolox import decode, make_grid, postprocess, simota_assign, yolox_loss
+from mirstd.models.yolox_loss import decode, make_grid, postprocess, simota_assign, yolox_loss
 
 
 def _assign(raw: torch.Tensor, gt_cxcywh: torch.Tensor):
