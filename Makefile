@@ -33,8 +33,8 @@ format: $(STAMP)
 	$(PY) -m ruff format src tests benchmarks
 	$(PY) -m ruff check --fix src tests benchmarks
 
-bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+bench: $(STAMP)  ## all benchmarks/bench_*.py; `make bench BENCH_ARGS=--quick` for a short check
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

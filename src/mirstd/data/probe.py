@@ -5,8 +5,6 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import numpy as np
-
 from mirstd.data.image import ImageReadError, read_frame
 
 
@@ -34,15 +32,3 @@ def probe_ok(path: str | Path) -> tuple[int, int, int] | None:
         return probe_image(path)
     except (FileNotFoundError, ImageReadError, ValueError):
         return None
-
-
-def depth_of_array(arr: np.ndarray) -> int:
-    """Bit depth recorded for an in-memory array (float: 8 when values fit 0..255, 16 up to 65535, else 0)."""
-    if arr.dtype == np.uint8 or arr.dtype == bool:
-        return 8
-    if arr.dtype == np.uint16:
-        return 16
-    mx = float(np.nanmax(arr)) if arr.size else 0.0
-    if arr.dtype.kind == "f" and mx <= 1.0:
-        return 0
-    return 8 if mx <= 255 else 16

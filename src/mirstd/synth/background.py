@@ -185,11 +185,71 @@ def _headroom(bg: Background) -> Background:
     return bg
 
 
+def _local_std(img: np.ndarray, win: int = 41) -> np.ndarray:
+    """Standard deviation of ``img`` in a ``win``×``win`` window (about a target's SCR ring)."""
+    m = ndimage.uniform_filter(img, win, mode="reflect")
+    m2 = ndimage.uniform_filter(img * img, win, mode="reflect")
+    return np.sqrt(np.maximum(m2 - m * m, 0.0))
+
+
+def _hard_clutter(
+    base: np.ndarray, rng: np.random.Generator, p: dict[str, Any], noise_sigma: float
+) -> np.ndarray:
+    """Target-like clutter of the hard split, added to a family's canvas ``base`` (nominal DN).
+
+    The hard split's targets have S0 ∈ [0.5, 1] (MIST-Hard: SCR ≤ 1), i.e. a contrast of about
+    one local background std σ_b over their ring. Hard clutter has that size and contrast: compact
+    Gaussian spots (σ 0.5–1.5 px, the point-target range; peak 1–3·σ_loc, 20 % cold), small
+    sharp-edged blobs (2–8 px, ±1.5–4·σ_loc) and short thin streaks (±1–3·σ_loc), where σ_loc =
+    max(local std of ``base`` over 41×41 px, 2·σ_n). All static in world coordinates; counts scale
+    with the canvas area (per 256×256 px: 150–300 spots, 10–30 blobs, 2–6 streaks)."""
+    h, w = base.shape
+    area = h * w / (256.0 * 256.0)
+    sloc = np.maximum(_local_std(base), 2.0 * max(float(noise_sigma), 0.5))
+    n_spot = int(round(rng.integers(150, 301) * area / 3))  # per width
+    n_blob = int(round(rng.integers(10, 31) * area))
+    n_streak = int(round(rng.integers(2, 7) * area))
+    layer = np.zeros((h, w))
+    for sig in (0.5, 0.9, 1.5):  # three widths, one Gaussian filter each
+        deltas = np.zeros((h, w))
+        rr, cc = rng.integers(0, h, n_spot), rng.integers(0, w, n_spot)
+        amp = rng.uniform(1.0, 3.0, n_spot) * np.where(rng.random(n_spot) < 0.2, -1.0, 1.0)
+        np.add.at(deltas, (rr, cc), amp * sloc[rr, cc] * 2 * np.pi * sig**2)  # peak ≈ amp·σ_loc
+        layer += ndimage.gaussian_filter(deltas, sig, truncate=3.0)
+    sharp = np.zeros((h, w))
+    for n, half_a, half_b, contrast in (
+        (n_blob, (1.0, 4.0), (1.0, 4.0), (1.5, 4.0)),
+        (n_streak, (5.0, 30.0), (0.5, 1.0), (1.0, 3.0)),
+    ):
+        for _ in range(n):
+            cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+            sl, m = _rect_mask(
+                h, w, cx, cy, rng.uniform(*half_a), rng.uniform(*half_b), rng.uniform(0, np.pi)
+            )
+            r, c = min(int(cy), h - 1), min(int(cx), w - 1)
+            sharp[sl][m] += rng.uniform(*contrast) * sloc[r, c] * rng.choice([-1.0, 1.0])
+    layer += ndimage.gaussian_filter(sharp, 0.5, truncate=3.0)
+    p["hard_clutter"] = {"spots": 3 * n_spot, "blobs": n_blob, "streaks": n_streak}
+    return layer
+
+
 def make_background(
     family: str, h: int, w: int, rng: np.random.Generator, noise_sigma: float = 1.0, hard: bool = False
 ) -> Background:
-    """Canvas of ``family`` (one of :data:`FAMILIES`) of size (h, w) in nominal DN."""
-    return _headroom(_make(family, h, w, rng, noise_sigma))
+    """Canvas of ``family`` (one of :data:`FAMILIES`) of size (h, w) in nominal DN.
+
+    ``hard=True`` (the ``test_hard`` split) adds :func:`_hard_clutter` to the canvas and triples the
+    sea-glint density, drawn from ``rng`` after the family's own draws, so the normal part of a hard
+    background is the same scene and ``hard=False`` is unchanged.
+    """
+    bg = _make(family, h, w, rng, noise_sigma)
+    if hard:
+        full = bg.canvas + (bg.cloud if bg.cloud is not None else 0.0)
+        bg.canvas = bg.canvas + _hard_clutter(full, rng, bg.params, noise_sigma)
+        if bg.glint is not None:
+            bg.glint["density"] = min(3.0 * bg.glint["density"], 6e-3)
+        bg.params["hard"] = True
+    return _headroom(bg)
 
 
 def _make(family: str, h: int, w: int, rng: np.random.Generator, noise_sigma: float) -> Background:

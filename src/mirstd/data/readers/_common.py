@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
-
 from mirstd.data.convert import LazyLabels, mask_to_labels
 from mirstd.data.findings import Collector
 from mirstd.data.image import IMAGE_SUFFIXES, read_mask
@@ -103,7 +101,3 @@ def single_frame_sequence(name: str, image: Path, mask: Path | None, labels=None
         [image.stem],
         {"single_frame": True, **meta},
     )
-
-
-def empty_points() -> np.ndarray:
-    return np.zeros((0, 2), np.float32)

@@ -59,13 +59,6 @@ def parse_xml_boxes(path: Path, version: int) -> np.ndarray:
     return np.asarray(out, np.float32).reshape(-1, 4)
 
 
-def parse_xml_centroids(path: Path) -> np.ndarray:
-    """0-based (x, y) centroids of a v2 ``annotations/centroids`` XML (stored 1-based)."""
-    root = ET.parse(path).getroot()
-    pts = [[float(c.findtext("xc")) - 1, float(c.findtext("yc")) - 1] for c in root.iter("centroid")]
-    return np.asarray(pts, np.float32).reshape(-1, 2)
-
-
 def read(path: Path, col: Collector, version: int = 1, idx: str | None = None) -> SequenceDataset:
     if version == 2:
         img_dir, mask_dir, xml_dir, split_dir = (
