@@ -22,8 +22,6 @@ from mirstd.infer.evaluate import evaluate_saved, validate
 from mirstd.infer.predict import predict as _predict
 from mirstd.models.cli import profile as _profile
 from mirstd.report.demo import run_demo
-from mirstd.synth import generate
-from mirstd.synth.presets import DEFAULTS as SYNTH_DEFAULTS
 from mirstd.utils.config import ConfigError, task_config, task_defaults
 
 # Keys a Model binds itself, per task.
@@ -72,7 +70,9 @@ class Model:
         """``mirstd train``; a checkpoint Model resumes nothing — it trains its model anew."""
         _check("train", kw)
         if self.weights is not None:
-            raise ConfigError("Model(checkpoint).train: to continue a run use resume=PATH/last.pt with a named Model")
+            raise ConfigError(
+                "Model(checkpoint).train: to continue a run use resume=PATH/last.pt with a named Model"
+            )
         run = _train(model=self.name, model_args=self.model_args, **kw)
         self.weights = Path(run) / "weights" / "best.pt"
         return Path(run)
@@ -122,15 +122,6 @@ def evaluate(**kw: Any) -> dict[str, Any]:
         if cfg.get(req) is None:
             raise ConfigError(f"mirstd.evaluate needs {req}=...")
     return evaluate_saved(**cfg)
-
-
-def synth(**kw: Any) -> Path:
-    """``mirstd synth``: render a preset in the native layout under ``out``."""
-    cfg = task_config("synth", kw, extra=SYNTH_DEFAULTS)
-    if not cfg.get("out"):
-        raise ConfigError("mirstd.synth needs out=DIR")
-    extra = {k: v for k, v in kw.items() if k not in ("preset", "out", "seed", "workers")}
-    return generate(cfg["preset"], cfg["out"], int(cfg["seed"]), workers=int(cfg["workers"]), **extra)
 
 
 def demo(**kw: Any) -> Path:

@@ -25,7 +25,10 @@ TASKS: dict[str, tuple[str, str]] = {
     "val": ("mirstd.infer.cli:val_main", "evaluate a checkpoint (or a classical method) on a split"),
     "predict": ("mirstd.infer.cli:predict_main", "run a model on sequences or video"),
     "demo": ("mirstd.report.demo:main", "synthesise, train, evaluate and write a report"),
-    "convert-weights": ("mirstd.models.weights:convert_main", "import an authors' checkpoint (src=... model=... out=...)"),
+    "convert-weights": (
+        "mirstd.models.weights:convert_main",
+        "import an authors' checkpoint (src=... model=... out=...)",
+    ),
 }
 
 

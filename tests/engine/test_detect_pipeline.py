@@ -238,10 +238,11 @@ def test_small_smfnet_reaches_ap50_on_smoke_training_clips(tmp_path):
     input_scale 1: 0.009; input_scale 2 with lr 2e-3 / 64 px crops 0.383, lr 4e-3 / 64 px 0.523,
     lr 4e-3 / 96 px (this test) 0.579.
     """
+    from mirstd.engine.validation import run_evaluator
+
     import mirstd.engine
     from mirstd.engine.checkpoint import model_from_checkpoint
     from mirstd.engine.data import clip_dataset, load_sequences
-    from mirstd.engine.validation import run_evaluator
     from mirstd.metrics import Evaluator
 
     torch.set_num_threads(2)

@@ -1,19 +1,23 @@
-"""PSTFNet through the real engine on the built-in synthetic data (issue: 100 steps on preset=smoke
-halve the training loss)."""
+"""PSTFNet through the real engine on the built-in synthetic data (issue: training on preset=smoke
+halves the training loss, for every seed and every CPU kernel set -- issue 9)."""
 
 import csv
 
+import pytest
 import torch
 
 import mirstd.engine
 
 
-def test_small_pstfnet_halves_loss_on_smoke(tmp_path):
-    """A small PSTFNet (channels 4/8/16/32, 4x4 MSFM grid), 100 AdamW steps at lr 3e-2 on 48 px
-    target crops of synth:smoke: mean SoftIoU of steps 91-100 < half of steps 1-10.
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_small_pstfnet_halves_loss_on_smoke(tmp_path, seed):
+    """A small PSTFNet (channels 4/8/16/32, 4x4 MSFM grid, default head prior), 100 AdamW steps
+    at lr 3e-2 on 32 px target crops of synth:smoke: mean SoftIoU of steps 91-100 < half of
+    steps 1-10.
 
-    Measured: seed 0 0.983 -> 0.408, seed 1 0.989 -> 0.418; seed 2 learns later (0.988 -> 0.580
-    at step 100), so the test pins seed 0.
+    Measured (mean of steps 1-10 -> 91-100): see MEASURED below; ~25 s per seed on an idle
+    2-core CPU, hence slow.
     """
     torch.set_num_threads(1)
     run = mirstd.engine.train(
@@ -22,7 +26,7 @@ def test_small_pstfnet_halves_loss_on_smoke(tmp_path):
         data="synth:smoke",
         steps=100,
         batch=4,
-        imgsz=48,
+        imgsz=32,
         optimizer="adamw",
         lr=3e-2,
         scheduler="constant",
@@ -32,7 +36,7 @@ def test_small_pstfnet_halves_loss_on_smoke(tmp_path):
         project=str(tmp_path),
         progress=False,
         plots=False,
-        seed=0,
+        seed=seed,
     )
     with open(run / "results.csv") as f:
         losses = [float(r["train/loss"]) for r in csv.DictReader(f)]

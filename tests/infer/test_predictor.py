@@ -78,7 +78,9 @@ def test_predict_folder_writes_scores_overlays_csv_json(tmp_path):
     assert [p.name for p in scores] == [f"{i}.png" for i in range(12)]
     assert cv2.imread(str(out / "overlay" / "seqA" / "0.png")).shape == (20, 20, 3)
     rows = list(csv.DictReader(open(out / "predictions.csv")))
-    assert [r["frame"] for r in rows] == [str(i) for i in range(12)]  # 0, 1, 2, ..., 10, 11 (not 0, 1, 10, 11, 2)
+    assert [r["frame"] for r in rows] == [
+        str(i) for i in range(12)
+    ]  # 0, 1, 2, ..., 10, 11 (not 0, 1, 10, 11, 2)
     assert rows[0]["sequence"] == "seqA" and float(rows[0]["x1"]) == 0 and float(rows[0]["x2"]) == 20
     assert float(rows[0]["score"]) > 0.99
     coco = json.loads((out / "predictions.json").read_text())

@@ -8,9 +8,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mirstd.models.base import SegmentMethod
-
 from mirstd.metrics.efficiency import count_flops, count_params, gemm_rate, profile_model
+from mirstd.models.base import SegmentMethod
 
 
 def _e11_net():

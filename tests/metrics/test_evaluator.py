@@ -83,3 +83,30 @@ def test_empty_frames_count_in_fa_denominator():
     ev.update(scores=p, gt_mask=g, sequence="s", frame=0)
     ev.update(scores=np.zeros((32, 32), np.float32), gt_mask=np.zeros((32, 32)), sequence="s", frame=1)
     assert ev.compute()["fa[centroid]"] == pytest.approx(1 / 2048)
+
+
+def test_classical_figures_protocol_through_the_evaluator():
+    """SCR gain / BSF / contrast gain (metrics.md §8) as an Evaluator protocol fed the input frame."""
+    from mirstd.metrics import Evaluator
+    from mirstd.metrics.classical_figures import ClassicalFigures
+
+    rng = np.random.RandomState(0)
+    image = 0.3 + 0.02 * rng.randn(48, 48)
+    image[20:23, 20:23] += 0.2
+    gt = np.zeros((48, 48), np.uint8)
+    gt[20:23, 20:23] = 1
+    scores = np.clip(0.05 * rng.rand(48, 48), 0, 1)
+    scores[20:23, 20:23] = 0.9  # a detector that suppresses the background
+    ev = Evaluator(protocols=["classical_figures"])
+    ev.update(scores=scores, gt_mask=gt, image=image)
+    res = ev.compute()
+    direct = ClassicalFigures()
+    direct.update(scores=scores, gt_mask=gt, image=image)
+    ref = direct.result()
+    figs = {
+        k: v for k, v in res.items() if isinstance(v, float) and ("scrg" in k.lower() or "bsf" in k.lower())
+    }
+    assert figs and all(res[k] == pytest.approx(ref[k]) for k in figs)
+    assert any(v > 1 for k, v in figs.items() if "scrg" in k.lower())  # the map raised the target's SCR
+    with pytest.raises(ValueError, match="needs the input frame"):
+        Evaluator(protocols=["classical_figures"]).update(scores=scores, gt_mask=gt)

@@ -83,40 +83,48 @@ def mpcm(image: np.ndarray, scales: tuple[int, ...] = (3, 5, 7, 9)) -> np.ndarra
     return out
 
 
-def stlcf(frames: np.ndarray, radius: int = 2, size: int = 5) -> np.ndarray:
-    """Spatial-temporal local contrast filter (Deng et al., IPT 2016), simplified form used here.
-
-    Spatial part: top-hat residual of the current (last) frame; temporal part: the current frame
-    minus the pixel-wise mean of the previous frames, both clipped at 0; ``S = spatial · temporal``.
-    The temporal difference suppresses static clutter that the spatial filter keeps.
-    """
-    stack = np.asarray(frames, dtype=np.float64)
-    if stack.ndim != 3 or stack.shape[0] < 2:
-        raise ValueError(f"stlcf needs a (T>=2, H, W) stack, got shape {stack.shape}")
-    cur = stack[-1]
-    spatial = ndimage.white_tophat(cur, size=size, mode="reflect")
-    # Max over a small neighbourhood of the history so slow motion of the target does not cancel it.
-    history = ndimage.maximum_filter(stack[:-1].mean(axis=0), size=2 * radius + 1, mode="reflect")
-    temporal = np.maximum(cur - history, 0.0)
-    return spatial * temporal
-
-
 def adaptive_threshold(saliency: np.ndarray, k: float = 5.0) -> float:
-    """``T = mu_S + k·sigma_S`` over the frame (the usual segmentation rule for classical maps)."""
+    """``T = mu_S + k·sigma_S`` over the frame — the ``mean_k_std`` rule (see
+    :func:`saliency_to_probability`)."""
     s = np.asarray(saliency, dtype=np.float64)
     return float(s.mean() + k * s.std())
 
 
 def saliency_to_probability(saliency: np.ndarray, k: float = 5.0) -> np.ndarray:
-    """Monotone map of a saliency map to [0, 1) with 0.5 exactly at the adaptive threshold.
+    """The ``mean_k_std`` thresholding rule of mirstd for classical score maps, as a probability.
 
-    ``p = S / (S + T)``, ``T = mu_S + k·sigma_S``: thresholding ``p > 0.5`` equals ``S > T``, and a
-    threshold sweep over p ranks pixels exactly as a sweep over S.
+    Rule: a pixel is a target when ``S > T``, ``T = mu_S + k·sigma_S`` (mean and population std of
+    the frame's map, ``k = 5`` by default; the spec's range is 3–10). Encoding:
+    ``p = S / (S + T)`` (S clipped at 0), so ``p > 0.5`` ⇔ ``S > T`` exactly, ``p`` is monotone in
+    ``S`` (a threshold sweep over p — ROC, Pd–Fa curves — ranks pixels exactly as one over S) and
+    classical and deep methods are read off at the same 0.5 and the same sweeps. A constant or
+    all-zero map gives ``p = 0`` everywhere (T is floored at 1e-12). The PSTFNet paper does not say
+    which threshold or k produced its classical rows (spec ``classical.md`` §6).
     """
     s = np.maximum(np.asarray(saliency, dtype=np.float64), 0.0)
     t = max(adaptive_threshold(s, k), 1e-12)
     return (s / (s + t)).astype(np.float32)
 
 
-SINGLE_FRAME = {"tophat": top_hat, "maxmedian": max_median, "lcm": lcm, "mpcm": mpcm}
-MULTI_FRAME = {"stlcf": stlcf}
+THRESHOLD_RULE = "mean_k_std"
+
+from mirstd.classical.local import stlcf, wslcm  # noqa: E402
+from mirstd.classical.lowrank import asttv_ntla, imnn_lwec, ipi, pstnn, ript, stt, wsnm_stipt  # noqa: E402
+
+SINGLE_FRAME = {
+    "tophat": top_hat,
+    "maxmedian": max_median,
+    "lcm": lcm,
+    "mpcm": mpcm,
+    "wslcm": wslcm,
+    "ipi": ipi,
+    "pstnn": pstnn,
+    "ript": ript,
+}
+MULTI_FRAME = {
+    "stlcf": stlcf,
+    "stt": stt,
+    "asttv_ntla": asttv_ntla,
+    "wsnm_stipt": wsnm_stipt,
+    "imnn_lwec": imnn_lwec,
+}

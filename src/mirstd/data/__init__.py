@@ -19,7 +19,7 @@ __all__ = [
 def __getattr__(name: str):
     # ClipDataset pulls in torch: import it on first use only.
     if name in ("ClipDataset", "collate_clips"):
-        from mirstd.data import clips
+        from mirstd.data import clips  # lazy: clips imports torch; mirstd.data stays torch-free
 
         return getattr(clips, name)
     raise AttributeError(name)

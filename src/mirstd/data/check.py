@@ -8,8 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from mirstd.data.convert import mask_to_instances
 from mirstd.data.findings import DataError, Finding
+from mirstd.data.probe import probe_ok
+from mirstd.data.readers import load_dataset, verify
 from mirstd.data.sequence import Sequence, SequenceDataset
+from mirstd.utils.scr import frame_scr
 
 
 def _frame_path(seq: Sequence, i: int) -> str:
@@ -93,8 +97,6 @@ def check_dataset(
     path: str | Path, format: str = "auto", progress: bool = False, **opts: Any
 ) -> list[Finding]:
     """All findings: what the reader skipped or tolerated, plus a full read of every file."""
-    from mirstd.data.readers import load_dataset, verify
-
     try:
         ds = load_dataset(path, format=format, strict=False, **opts)
     except DataError as e:
@@ -120,8 +122,6 @@ def dataset_info(ds: SequenceDataset, scr_frames: int = 200, progress: bool = Fa
     SCR is ``mirstd.utils.scr.scr_clean`` per target on up to ``scr_frames`` evenly spaced masked
     frames (the number used is reported).
     """
-    from mirstd.data.probe import probe_ok
-
     sizes: Counter = Counter()
     per_frame, widths, heights = [], [], []
     n_boxes = n_points = 0
@@ -184,9 +184,6 @@ def dataset_info(ds: SequenceDataset, scr_frames: int = 200, progress: bool = Fa
 
 
 def _scr_stats(masked: list[tuple[Sequence, int]], n: int) -> dict[str, Any]:
-    from mirstd.data.convert import mask_to_instances
-    from mirstd.utils.scr import frame_scr
-
     pick = np.unique(np.linspace(0, len(masked) - 1, min(n, len(masked))).round().astype(int))
     vals: list[float] = []
     for k in pick:

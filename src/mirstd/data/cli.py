@@ -11,6 +11,10 @@ import json
 import sys
 from collections import Counter
 
+from mirstd.data.check import check_dataset, dataset_info
+from mirstd.data.native import write_native
+from mirstd.data.readers import load_dataset
+from mirstd.data.readers.coco import write_coco
 from mirstd.utils.config import parse_overrides
 
 USAGE = __doc__
@@ -24,9 +28,6 @@ def _args(argv: list[str], n: int) -> tuple[list[str], dict]:
 
 
 def cmd_info(argv: list[str]) -> int:
-    from mirstd.data.check import dataset_info
-    from mirstd.data.readers import load_dataset
-
     (path,), kw = _args(argv, 1)
     fmt, scr_frames = kw.pop("format", "auto"), int(kw.pop("scr_frames", 200))
     as_json = bool(kw.pop("json", False))
@@ -58,8 +59,6 @@ def format_info(info: dict, indent: str = "  ") -> str:
 
 
 def cmd_check(argv: list[str]) -> int:
-    from mirstd.data.check import check_dataset
-
     (path,), kw = _args(argv, 1)
     fmt = kw.pop("format", "auto")
     findings = check_dataset(path, format=fmt, progress=sys.stderr.isatty(), **kw)
@@ -73,10 +72,6 @@ def cmd_check(argv: list[str]) -> int:
 
 
 def cmd_convert(argv: list[str]) -> int:
-    from mirstd.data.native import write_native
-    from mirstd.data.readers import load_dataset
-    from mirstd.data.readers.coco import write_coco
-
     (src, dst), kw = _args(argv, 2)
     out_fmt, split = kw.pop("format", "native"), kw.pop("split", None)
     point_box = kw.pop("point_box", None)

@@ -217,7 +217,9 @@ class ClipDataset(torch.utils.data.Dataset):
             "meta": meta,
         }
 
-    def _meta(self, seq: Sequence, i: int, size: Any, source: Any, crop_xy: Any, ops: list[str]) -> dict[str, Any]:
+    def _meta(
+        self, seq: Sequence, i: int, size: Any, source: Any, crop_xy: Any, ops: list[str]
+    ) -> dict[str, Any]:
         return {
             "sequence": seq.name,
             "frame": seq.frame_ids[i],

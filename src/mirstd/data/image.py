@@ -13,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mirstd.utils.io import atomic_write_bytes
+
 IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".pgm")
 
 
@@ -92,8 +94,6 @@ def binarize(mask: np.ndarray, threshold: int = 127) -> np.ndarray:
 
 def write_png(path: str | os.PathLike, arr: np.ndarray) -> None:
     """Write a uint8 or uint16 single-channel PNG atomically, with fixed compression (reproducible bytes)."""
-    from mirstd.utils.io import atomic_write_bytes
-
     arr = np.asarray(arr)
     if arr.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{path}: PNG frames must be uint8 or uint16, got {arr.dtype}")

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from mirstd.data.image import read_frame, read_mask
+
 FrameLoader = Callable[[], np.ndarray]
 
 
@@ -103,8 +105,6 @@ class Sequence:
 
     def load_frame(self, i: int) -> np.ndarray:
         """Frame ``i`` as float32 (H, W) in raw units (0 .. 2**bit_depth - 1)."""
-        from mirstd.data.image import read_frame
-
         src = self.frames[i]
         if callable(src) and not isinstance(src, Path):
             return np.asarray(src(), dtype=np.float32)
@@ -112,8 +112,6 @@ class Sequence:
 
     def load_mask(self, i: int) -> np.ndarray | None:
         """Mask of frame ``i`` as uint8 (H, W), or None when the frame has no mask."""
-        from mirstd.data.image import read_mask
-
         if self.masks is None or self.masks[i] is None:
             return None
         src = self.masks[i]

@@ -16,6 +16,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mirstd.data.clips import ClipDataset, collate_clips
+from mirstd.data.readers import load_dataset
+from mirstd.data.sequence import SequenceDataset
+
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> list[int]:
     g = torch.Generator().manual_seed(int(seed) * 100_003 + int(epoch))
@@ -73,38 +77,12 @@ class SeededSamples(Dataset):
             torch.set_rng_state(states[0]), np.random.set_state(states[1]), random.setstate(states[2])
 
 
-def default_collate_clips(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """The contract's ``collate_clips`` (from ``mirstd.data.clips`` when present)."""
-    try:
-        from mirstd.data.clips import collate_clips
-
-        return collate_clips(samples)
-    except ImportError:
-        return _collate(samples)
-
-
-def _collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    # Stand-in for mirstd.data.clips.collate_clips with the same contract.
-    out: dict[str, Any] = {
-        "clip": torch.stack([s["clip"] for s in samples]),
-        "mask": torch.stack([s["mask"] for s in samples]),
-        "has_mask": torch.tensor([bool(s["has_mask"]) for s in samples]),
-    }
-    for k in ("boxes", "points", "meta"):
-        out[k] = [s[k] for s in samples]
-    return out
+default_collate_clips = collate_clips  # the contract's collate (name used by engine.trainer)
 
 
 def load_sequences(data: Any, split: str) -> tuple[list[Any], Any]:
     """``(sequences of split, dataset)`` from a path / ``synth:<preset>`` / ``SequenceDataset``."""
-    from mirstd.data.sequence import SequenceDataset
-
-    if isinstance(data, SequenceDataset):
-        ds = data
-    else:
-        from mirstd.data import load_dataset  # lazy: mirstd.data readers
-
-        ds = load_dataset(str(data))
+    ds = data if isinstance(data, SequenceDataset) else load_dataset(str(data))
     return ds.split(split), ds
 
 
@@ -113,8 +91,6 @@ def clip_dataset(
 ) -> Dataset:
     """``mirstd.data.clips.ClipDataset`` for training (random crops of ``imgsz``) or evaluation (full
     frames, zero-padded to a multiple of ``pad_to``, the model's ``size_divisor``)."""
-    from mirstd.data.clips import ClipDataset  # lazy: mirstd.data clip pipeline
-
     crop = cfg.get("imgsz") if train else None
     if isinstance(crop, (list, tuple)):
         crop = int(crop[0])

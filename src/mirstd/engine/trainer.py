@@ -164,7 +164,9 @@ class Trainer:
         self.task = self.model.task  # names the run folder only
         self.metric = str(cfg.get("metric") or self.model.default_metric)
         if not self.model.trainable:
-            raise ValueError(f"model={cfg['model']!r} has nothing to train; score it with `mirstd val model=...`")
+            raise ValueError(
+                f"model={cfg['model']!r} has nothing to train; score it with `mirstd val model=...`"
+            )
         # clip length: the config's, else the model's (a model that takes any length gets 5)
         cfg["frames"] = int(cfg.get("frames") or self.model.num_frames or 5)
         self.model.set_loss(cfg.get("loss"), **(cfg.get("loss_args") or {}))
@@ -267,7 +269,8 @@ class Trainer:
             parts = self.model.loss(raw, batch)
         total = parts["loss"]
         return total, {
-            k: (v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v))) for k, v in parts.items()
+            k: (v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v)))
+            for k, v in parts.items()
         }
 
     def _update(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -313,7 +316,9 @@ class Trainer:
 
     def _validate(self) -> dict[str, float]:
         model = self.ema.module if self.ema else self.model
-        ev = run_evaluation(model, self.val_ds, make_evaluator(), self.device, progress=bool(self.cfg["progress"]))
+        ev = run_evaluation(
+            model, self.val_ds, make_evaluator(), self.device, progress=bool(self.cfg["progress"])
+        )
         res = flat_numbers(ev.compute())
         value = pick_metric(res, self.metric)
         better = self.best is None or (

@@ -134,6 +134,7 @@ def update_frame(ev: Evaluator, pred: dict[str, Any], sample: dict[str, Any], i:
         sequence=str(meta.get("sequence", "seq")),
         frame=int(meta.get("index", meta.get("frame", i))),
         scr=meta.get("mscr"),
+        image=_np(sample["clip"][0, -1, :oh, :ow]) if "clip" in sample else None,
     )
 
 
@@ -182,7 +183,9 @@ class SavedPredictions:
                 x, y, w, h = (float(v) for v in d["bbox"])
                 s = float(d["score"])
             except (KeyError, TypeError, ValueError) as e:
-                raise ValueError(f"{path}: detection {k} has an unknown image_id or a bad/missing key ({e})") from None
+                raise ValueError(
+                    f"{path}: detection {k} has an unknown image_id or a bad/missing key ({e})"
+                ) from None
             if not np.isfinite([x, y, w, h, s]).all():
                 raise ValueError(f"{path}: detection {k} has NaN or inf values")
             if w < 0 or h < 0:
@@ -194,7 +197,10 @@ class SavedPredictions:
     def __call__(self, seq: Sequence, i: int) -> dict[str, Any]:
         if self.scores_root is not None:
             fid = str(seq.frame_ids[i])
-            return {"scores": read_score_map(self.scores_root, seq, i), "source": str(score_file(self.scores_root, seq.name, fid, ".png"))}
+            return {
+                "scores": read_score_map(self.scores_root, seq, i),
+                "source": str(score_file(self.scores_root, seq.name, fid, ".png")),
+            }
         b = np.asarray((self.boxes or {}).get((seq.name, i), []), np.float64).reshape(-1, 5)
         return {"boxes": b}
 
@@ -213,7 +219,9 @@ def read_score_map(root: Path, seq: Sequence, i: int) -> np.ndarray:
             if seq.size and a.shape != tuple(seq.size):
                 raise ValueError(f"{p}: prediction size {a.shape} != frame size {tuple(seq.size)}")
             return a
-    raise FileNotFoundError(f"missing prediction for frame {seq.frame_name(i)}: {score_file(root, seq.name, fid, '.png')} (or .npy)")
+    raise FileNotFoundError(
+        f"missing prediction for frame {seq.frame_name(i)}: {score_file(root, seq.name, fid, '.png')} (or .npy)"
+    )
 
 
 def read_prob_file(path: Path) -> np.ndarray:
@@ -307,7 +315,9 @@ def pick_metric(results: dict[str, Any], name: str) -> float:
     key = low.get(name.lower())
     if key is None:
         cands = sorted(
-            k for lk, k in low.items() if lk.startswith(name.lower()) and lk[len(name) : len(name) + 1] in "_@./[("
+            k
+            for lk, k in low.items()
+            if lk.startswith(name.lower()) and lk[len(name) : len(name) + 1] in "_@./[("
         )
         if not cands:
             raise ConfigError(f"metric={name!r} is not among the evaluator's results: {sorted(low.values())}")
@@ -339,19 +349,26 @@ def validate(
     folder, or ``runs/val/<model>``."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if (weights is None) == (model is None):
-        raise ConfigError("mirstd val needs exactly one of weights=PATH (a checkpoint) or model=NAME (a classical method)")
+        raise ConfigError(
+            "mirstd val needs exactly one of weights=PATH (a checkpoint) or model=NAME (a classical method)"
+        )
     if weights is not None:
         net, train_cfg = load_model(weights, dev)
         name = str(train_cfg.get("model") or type(net).__name__)
     else:
         net = create(str(model), **(model_args or {})).to(dev).eval()
         if net.trainable:
-            raise ConfigError(f"model={model!r} has trainable parameters: validate a checkpoint with weights=PATH")
+            raise ConfigError(
+                f"model={model!r} has trainable parameters: validate a checkpoint with weights=PATH"
+            )
         train_cfg, name = {}, str(model)
     data = data if data is not None else train_cfg.get("data")
     if data is None:
         raise ConfigError("data= is required (the checkpoint does not name its training data)")
-    clip_cfg = {k: (cfg.get(k) if cfg.get(k) is not None else train_cfg.get(k)) for k in ("frames", "pad", "mask_from", "mask_radius", "point_box")}
+    clip_cfg = {
+        k: (cfg.get(k) if cfg.get(k) is not None else train_cfg.get(k))
+        for k in ("frames", "pad", "mask_from", "mask_radius", "point_box")
+    }
     clip_cfg["key_stride"] = cfg.get("key_stride", 1)
     seqs, data_name = _sequences(data, split)
     ds = eval_dataset_for(net, seqs, clip_cfg)
@@ -363,7 +380,9 @@ def validate(
     else:
         out_dir = Path("runs") / "val" / name
     header = {"weights": str(weights) if weights else None, "model": name, "data": str(data), "split": split}
-    return write_results(ev, out_dir, f"metrics_{split}", header, title=f"{name} on {data_name}:{split}", plots=plots)
+    return write_results(
+        ev, out_dir, f"metrics_{split}", header, title=f"{name} on {data_name}:{split}", plots=plots
+    )
 
 
 def evaluate_saved(
@@ -393,4 +412,6 @@ def evaluate_saved(
     p = Path(pred)
     out_dir = Path(out) if out else p.with_name(p.stem + "_eval")
     header = {"pred": str(pred), "data": str(data), "split": split}
-    return write_results(ev, out_dir, f"metrics_{split}", header, title=f"{p.name} on {data_name}:{split}", plots=plots)
+    return write_results(
+        ev, out_dir, f"metrics_{split}", header, title=f"{p.name} on {data_name}:{split}", plots=plots
+    )

@@ -66,7 +66,10 @@ class PredictionWriter:
             np.save(buf, r["scores"].astype(np.float32))
             atomic_write_bytes(p, buf.getvalue())
         if self.save_overlay:
-            write_png(self.out / "overlay" / seq / f"{frame_id}.png", overlay(frame, r["targets"], r["boxes"] is not None))
+            write_png(
+                self.out / "overlay" / seq / f"{frame_id}.png",
+                overlay(frame, r["targets"], r["boxes"] is not None),
+            )
         for t in r["targets"]:
             self.rows.append([seq, frame_id, *(round(float(v), 3) for v in t[:6]), round(float(t[6]), 5)])
         # COCO results: the method's own boxes (all, with their scores) when it gives boxes, else the

@@ -160,7 +160,9 @@ def natural_key(name: str) -> list[Any]:
 def frame_files(path: str | Path) -> list[Path]:
     """Image frames of a folder in natural order; error naming the folder when it holds none."""
     path = Path(path)
-    files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=lambda p: natural_key(p.name))
+    files = sorted(
+        (p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=lambda p: natural_key(p.name)
+    )
     if not files:
         raise FileNotFoundError(f"{path} holds no image frames ({', '.join(IMAGE_EXTS)})")
     return files

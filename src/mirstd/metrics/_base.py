@@ -39,6 +39,7 @@ class FrameData:
                     shape = tuple(a.shape)
                     break
         self.shape = shape
+        self.image: np.ndarray | None = None  # the input key frame (classical_figures only)
         self._cache: dict[Any, Any] = {}
 
     @property

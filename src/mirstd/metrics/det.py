@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from mirstd.metrics._base import FrameData, Metric, safe_div
+from mirstd.utils.io import atomic_write_text
 
 IRSTD_AREA_RANGES: dict[str, list[float]] = {
     "point": [0.0, 9.5],
@@ -136,8 +137,6 @@ def match_boxes(gt: np.ndarray, dt: np.ndarray, iou_thr: float = 0.5) -> tuple[i
 
 def write_result_file(path: str | Path, p: np.ndarray) -> Path:
     """Write a UESTC result file: one line of 101 tab-separated precisions (atomic)."""
-    from mirstd.utils.io import atomic_write_text
-
     p = np.asarray(p, np.float64).reshape(-1)
     if p.size != 101:
         raise ValueError(f"a result file holds 101 precisions, got {p.size}")

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from mirstd.metrics._base import FrameData, Metric, add_state
+from mirstd.metrics.classical_figures import ClassicalFigures
 from mirstd.metrics.convert import boxes_to_scores, mask_to_boxes, scores_to_boxes
 from mirstd.metrics.det import DetMetric
 from mirstd.metrics.points import PointPdFa
@@ -40,7 +41,7 @@ from mirstd.metrics.seg import (
 )
 
 SEG_PROTOCOLS = ("iou", "pdfa_centroid", "pdfa_shooting", "roc_pixel", "pdfa_curve")
-PROTOCOLS = (*SEG_PROTOCOLS, "point", "coco")
+PROTOCOLS = (*SEG_PROTOCOLS, "point", "coco", "classical_figures")
 _VARIANTS = {
     "pdfa_centroid": CENTROID_VARIANTS,
     "pdfa_shooting": SHOOTING_VARIANTS,
@@ -144,6 +145,7 @@ class Evaluator:
             "pdfa_curve": {"thresholds": curve_thresholds, "variant": centroid_variant, "max_dist": max_dist},
             "point": {"threshold": threshold, "distance": point_distance},
             "coco": {"area_ranges": area_ranges, "conf": conf},
+            "classical_figures": {"margin": 20, "rescale": True},
         }
         for name, kw in (options or {}).items():
             self._defaults[parse_protocol(name)[0]].update(kw)
@@ -164,7 +166,8 @@ class Evaluator:
             if variant:
                 kw["variant"] = variant
             cls = {"iou": IoUMetric, "pdfa_centroid": PdFaCentroid, "pdfa_shooting": PdFaShooting,
-                   "roc_pixel": RocPixel, "pdfa_curve": PdFaCurve, "point": PointPdFa, "coco": DetMetric}[name]  # fmt: skip
+                   "roc_pixel": RocPixel, "pdfa_curve": PdFaCurve, "point": PointPdFa, "coco": DetMetric,
+                   "classical_figures": ClassicalFigures}[name]  # fmt: skip
             self._metrics[key] = (cls(**kw), mode)
         return key
 
@@ -192,6 +195,12 @@ class Evaluator:
                 if not has_m or not (has_s or has_b):
                     raise ValueError(f"{where}: protocol {name!r} needs a GT mask and scores (or boxes)")
                 keys.append(self._metric(name, variant, "direct" if has_s else "box_as_mask"))
+            elif name == "classical_figures":
+                if not has_m or not has_s or getattr(fd, "image", None) is None:
+                    raise ValueError(
+                        f"{where}: protocol 'classical_figures' needs the input frame (image=), scores and a GT mask"
+                    )
+                keys.append(self._metric(name, None, "direct"))
             elif name == "coco":
                 if not (has_s or has_b) or not (has_m or fd.gt_boxes is not None):
                     raise ValueError(
@@ -237,10 +246,12 @@ class Evaluator:
         frame: int | str = 0,
         scr: float | str | None = None,
         shape: tuple[int, int] | None = None,
+        image: np.ndarray | None = None,
     ) -> None:
         """Add one frame. ``scores``: HxW probabilities in [0, 1]; ``boxes``: (N, >=5) edge box + score;
         ``gt_mask``: HxW 0/1 or instance ids; ``gt_boxes``: (N, 4) edge boxes; ``gt_points``: (N, 2) (x, y);
-        ``scr``: the sequence's mSCR or group label; ``shape``: (H, W) when neither scores nor mask is given."""
+        ``scr``: the sequence's mSCR or group label; ``shape``: (H, W) when neither scores nor mask is given; ``image``: the input key frame (HxW),
+        needed only by ``classical_figures``."""
         where = f"frame {sequence}/{frame}"
         if scores is not None:
             scores = np.asarray(scores)
@@ -266,6 +277,7 @@ class Evaluator:
         if gt_points is not None:
             gt_points = np.asarray(gt_points, np.float64).reshape(-1, 2)
         fd = FrameData(scores, boxes, gt_mask, gt_boxes, gt_points, shape)
+        fd.image = None if image is None else np.asarray(image, np.float64)
         if fd.shape is None:
             raise ValueError(f"{where}: frame size unknown; pass shape=(H, W)")
         if scr is not None:

@@ -263,7 +263,9 @@ class YOLOXDetector(Method):
         return {"loss": total, **parts}
 
     @torch.inference_mode()
-    def predict(self, clip: torch.Tensor, conf: float | None = None, nms_iou: float | None = None) -> Prediction:
+    def predict(
+        self, clip: torch.Tensor, conf: float | None = None, nms_iou: float | None = None
+    ) -> Prediction:
         """Eval path (spec §7, §13): decode, keep σ(obj)·max σ(cls) ≥ conf (default 0.001), class-aware
         NMS at nms_iou (default 0.65). Boxes: B × (N, 6) = edge box x1, y1, x2, y2 in input pixels,
         score, class."""

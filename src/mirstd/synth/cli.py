@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import time
 
+from mirstd.synth.engine import generate
+from mirstd.synth.presets import DEFAULTS, PRESETS, resolve_config
+from mirstd.synth.preview import write_preview
 from mirstd.utils.config import parse_overrides, task_config
 
 USAGE = """usage: mirstd synth preset=demo out=DIR [seed=0] [workers=1] [preview=true] [key=value ...]
@@ -18,8 +21,6 @@ keys:    {keys}"""
 
 
 def main(argv: list[str]) -> int:
-    from mirstd.synth.presets import DEFAULTS, PRESETS
-
     if any(a in ("-h", "--help", "help") for a in argv):
         print(USAGE.format(presets=", ".join(PRESETS), keys=", ".join(sorted(DEFAULTS))))
         return 0
@@ -31,16 +32,12 @@ def main(argv: list[str]) -> int:
     args = {k: v for k, v in args.items() if k not in DEFAULTS or v != DEFAULTS[k]}
     if out is None:
         raise ValueError(f"missing out=DIR (e.g. mirstd synth preset={preset} out=data/synth-{preset})")
-    from mirstd.synth.engine import generate
-    from mirstd.synth.presets import resolve_config
 
     cfg = resolve_config(preset, **args)  # validate before any work
     t0 = time.perf_counter()
     root = generate(preset, out, seed, progress=True, workers=workers, **args)
     print(f"mirstd synth: wrote {root} ({preset}, seed {seed}) in {time.perf_counter() - t0:.1f} s")
     if cfg["preview"]:
-        from mirstd.synth.preview import write_preview
-
         paths = write_preview(root)
         print("preview: " + ", ".join(str(p) for p in paths))
     return 0

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from mirstd.data.native import write_index, write_sequence
 from mirstd.data.sequence import FrameLabels, Sequence, SequenceDataset
 from mirstd.synth import rng as R
 from mirstd.synth.background import Background, glint_events, make_background
@@ -27,9 +28,11 @@ from mirstd.synth.egomotion import EgoMotion, draw_egomotion, prefilter, sample_
 from mirstd.synth.intensity import full_mask, scr_local, solve_frame
 from mirstd.synth.motion import Trajectory, simulate, start_positions
 from mirstd.synth.presets import resolve_config, size_of
+from mirstd.synth.realbg import real_clip
 from mirstd.synth.render import render_tile
 from mirstd.synth.sensor import QUANT, apply_bad_pixels, draw_sensor, expose, place_bad_pixels, quantize
 from mirstd.synth.templates import attitude_walk, draw_template
+from mirstd.utils.io import atomic_write_text, to_jsonable
 from mirstd.utils.scr import DEFAULT_MARGIN, mscr, scr_split
 
 GENERATOR_VERSION = "mirstd-synth 1"
@@ -162,8 +165,6 @@ def _glint_image(bg: Background, ego: EgoMotion, t: int, seed: int, k: int) -> n
 def _real(
     cfg: dict[str, Any], seed: int, plan: SeqPlan, T: int, size: tuple[int, int]
 ) -> tuple[np.ndarray, dict]:
-    from mirstd.synth.realbg import real_clip
-
     return real_clip(
         cfg["backgrounds"], R.stream(seed, plan.index, R.BACKGROUND), T, size, int(cfg["real_exclusion"])
     )
@@ -550,8 +551,6 @@ def dataset_meta(cfg: dict[str, Any], seed: int, seqs) -> dict[str, Any]:
 
 def _render_and_write(args: tuple[dict[str, Any], int, SeqPlan, str]) -> tuple[str, dict]:
     """Worker: render one planned sequence and write it (module-level so processes can pickle it)."""
-    from mirstd.data.native import write_sequence
-
     cfg, seed, plan, out = args
     seq = render(cfg, seed, plan).sequence
     write_sequence(Path(out), seq)
@@ -571,9 +570,6 @@ def generate(
     ``workers`` > 1 renders sequences in that many processes. Every sequence draws only from its own
     seed streams (spec §9), so the files are byte-identical whatever the worker count.
     """
-    from mirstd.data.native import write_index
-    from mirstd.utils.io import atomic_write_text, to_jsonable
-
     cfg = resolve_config(preset, **overrides)
     out = Path(out)
     plans = plan_dataset(cfg, int(seed))
@@ -612,5 +608,3 @@ def generate(
 class _MetaOnly:
     name: str
     meta: dict
-
-

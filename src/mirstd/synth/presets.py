@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from mirstd.synth.background import FAMILIES
+from mirstd.synth.templates import SHAPES
 from mirstd.utils.config import ConfigError, merge, unknown_key_message
 
 DEFAULTS: dict[str, Any] = {
@@ -124,9 +126,6 @@ def _preset(name: str) -> dict[str, Any]:
 
 
 def _validate(cfg: dict[str, Any]) -> None:
-    from mirstd.synth.background import FAMILIES
-    from mirstd.synth.templates import SHAPES
-
     for key, valid in (("families", FAMILIES + ("real",)), ("shapes", SHAPES)):
         bad = [k for k in cfg[key] if k not in valid]
         if bad:

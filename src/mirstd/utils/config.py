@@ -74,7 +74,7 @@ def closest(key: str, valid: list[str] | tuple[str, ...] | set[str]) -> str | No
 def unknown_key_message(key: str, valid: Any, task: str, prefix: str = "") -> str:
     near = closest(key, list(valid))
     hint = f"did you mean {prefix}{near}?" if near else f"valid keys: {', '.join(sorted(valid))}"
-    return f"unknown key {prefix}{key!r} for mirstd {task}; {hint}"
+    return f"unknown key {prefix + str(key)!r} for mirstd {task}; {hint}"
 
 
 def check_keys(args: dict[str, Any], valid: dict[str, Any], task: str, prefix: str = "") -> None:
@@ -93,7 +93,18 @@ NULL_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str, int), "frames": (int,), "pad": (str,), "mask_from": (str,), "point_box": (int, float),
     "key_stride": (int,), "weights": (str,), "out": (str,), "imgsz": (int, list), "seed": (int,),
 }  # fmt: skip
-POSITIVE = {"batch", "steps", "epochs", "frames", "key_stride", "val_stride", "iters", "warmup", "imgsz", "workers_min"}
+POSITIVE = {
+    "batch",
+    "steps",
+    "epochs",
+    "frames",
+    "key_stride",
+    "val_stride",
+    "iters",
+    "warmup",
+    "imgsz",
+    "workers_min",
+}
 
 
 def _type_ok(value: Any, default: Any, key: str) -> bool:
@@ -125,12 +136,14 @@ def _type_ok(value: Any, default: Any, key: str) -> bool:
     return isinstance(value, kinds)
 
 
+_TYPE_NAMES = {bool: "true/false", int: "an integer", float: "a number", str: "a string", dict: "a section",
+               list: "a list"}  # fmt: skip
+
+
 def _type_name(default: Any, key: str) -> str:
     if default is None:
-        return " or ".join(t.__name__ for t in NULL_TYPES.get(key, ())) or "any"
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", dict: "a section"}.get(
-        type(default), type(default).__name__
-    )
+        return " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in NULL_TYPES.get(key, ())) or "any"
+    return _TYPE_NAMES.get(type(default), type(default).__name__)
 
 
 def check_types(args: dict[str, Any], defaults: dict[str, Any], task: str) -> None:
@@ -138,11 +151,11 @@ def check_types(args: dict[str, Any], defaults: dict[str, Any], task: str) -> No
     for k, v in args.items():
         d = defaults.get(k)
         if not _type_ok(v, d, k):
-            raise ConfigError(f"mirstd {task}: {k}={v!r} is not {_type_name(d, k)}")
+            raise ConfigError(f"{k}={v!r} is not {_type_name(d, k)}")
         if k in POSITIVE and isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0:
-            raise ConfigError(f"mirstd {task}: {k}={v!r} must be positive")
+            raise ConfigError(f"{k}={v!r} must be positive")
         if isinstance(v, float) and v != v:
-            raise ConfigError(f"mirstd {task}: {k}=nan is not a number")
+            raise ConfigError(f"{k}=nan is not a number")
 
 
 def default_config_path() -> Path:

@@ -13,9 +13,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mirstd.data.findings import Collector, DataError
-from mirstd.utils.config import ConfigError, unknown_key_message
+from mirstd.data.findings import Collector, DataError, Finding
 from mirstd.data.sequence import SequenceDataset
+from mirstd.utils.config import ConfigError, unknown_key_message
 
 # Detection order matters: the most specific layouts first.
 _MODULES = ["native", "tensoristd", "nudt_mirsdt", "sirst", "uestc", "coco", "mist", "basicirstd"]
@@ -72,7 +72,9 @@ def load_dataset(path: str | Path, format: str = "auto", strict: bool = True, **
     unknown = [k for k in opts if k not in params]
     if unknown:
         valid = [k for k in params if k not in ("path", "col")]
-        raise ConfigError(unknown_key_message(unknown[0], valid + ["format", "strict"], "data", "") + f" (format {fmt!r})")
+        raise ConfigError(
+            unknown_key_message(unknown[0], valid + ["format", "strict"], "data", "") + f" (format {fmt!r})"
+        )
     col = Collector()
     ds = mod.read(path, col, **{**fixed, **opts})
     ds.findings.extend(col.items)
@@ -86,8 +88,6 @@ def load_dataset(path: str | Path, format: str = "auto", strict: bool = True, **
 
 
 def _no_seq(path: Path):
-    from mirstd.data.findings import Finding
-
     return Finding(str(path), "dataset is empty (no sequences with frames)", kind="empty_dataset")
 
 
@@ -115,7 +115,9 @@ def _load_scheme(scheme: str, name: str, **opts: Any) -> SequenceDataset:
         try:
             importlib.import_module(_SOURCE_PLUGINS[scheme])
         except ImportError as e:
-            raise ImportError(f"{scheme}:{name}: the {scheme}: source needs {_SOURCE_PLUGINS[scheme]} ({e})") from e
+            raise ImportError(
+                f"{scheme}:{name}: the {scheme}: source needs {_SOURCE_PLUGINS[scheme]} ({e})"
+            ) from e
     if scheme not in _SOURCES:
         raise ValueError(f"{scheme}:{name}: no loader is registered for {scheme}: sources")
     return _SOURCES[scheme](name, **opts)

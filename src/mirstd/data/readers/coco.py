@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mirstd.data.convert import points_to_boxes
 from mirstd.data.findings import Collector
+from mirstd.data.probe import probe_image
 from mirstd.data.readers._common import natural_key, probe_sequence
 from mirstd.data.sequence import FrameLabels, Sequence, SequenceDataset
+from mirstd.utils.io import atomic_write_text
 
 NAME = "coco"
 
@@ -94,9 +97,6 @@ def to_coco(
 ) -> dict:
     """COCO dict of a dataset (split). Frames without boxes but with points get ``point_box``-sized boxes
     when given (DAUB rule: 8); otherwise a frame without boxes has no annotations."""
-    from mirstd.data.convert import points_to_boxes
-    from mirstd.data.probe import probe_image
-
     root = Path(image_root) if image_root else dataset.root
     images, annotations = [], []
     for seq in dataset.split(split):
@@ -152,6 +152,4 @@ def write_coco(
     point_box: float | None = None,
 ) -> Path:
     """Write :func:`to_coco` atomically. ``file_name`` is relative to ``image_root`` (default dataset.root)."""
-    from mirstd.utils.io import atomic_write_text
-
     return atomic_write_text(path, json.dumps(to_coco(dataset, split, image_root, point_box)))

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mirstd.data.convert import LazyLabels
 from mirstd.data.findings import Collector
+from mirstd.data.image import read_mask
 from mirstd.data.readers._common import check_consecutive, mask_labels, natural_key, read_split_list
 from mirstd.data.sequence import FrameLabels, Sequence, SequenceDataset
 
@@ -72,8 +74,6 @@ class _MatFrame:
 
 def _centroid_labels(files: list[Path]):
     """Point labels from ``masks_centroid`` PNGs: every non-zero pixel is one target centre."""
-    from mirstd.data.convert import LazyLabels
-    from mirstd.data.image import read_mask
 
     def fn(i: int) -> FrameLabels:
         if not files[i].is_file():

@@ -11,8 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from mirstd.data.findings import Collector
+from mirstd.data.image import write_png
+from mirstd.data.native import _to_dtype
 from mirstd.data.readers._common import check_consecutive, list_images, natural_key, probe_sequence
 from mirstd.data.sequence import FrameLabels, Sequence, SequenceDataset
+from mirstd.utils.io import atomic_write_text
 
 NAME = "tensoristd"
 FORMATS = {"tensoristd": {}, "tensoristd_points": {}}
@@ -100,10 +103,6 @@ def read(path: Path, col: Collector, sequences: list[str] | None = None) -> Sequ
 
 def write(dataset: SequenceDataset, root: str | Path) -> Path:
     """Write point labels in the TensorISTD layout (frames as 4-digit 1-based PNGs). First point only."""
-    from mirstd.data.image import write_png
-    from mirstd.data.native import _to_dtype
-    from mirstd.utils.io import atomic_write_text
-
     root = Path(root)
     for seq in dataset:
         lines = []

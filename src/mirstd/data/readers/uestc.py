@@ -25,6 +25,7 @@ import numpy as np
 from mirstd.data.findings import Collector
 from mirstd.data.readers._common import natural_key, probe_sequence
 from mirstd.data.sequence import FrameLabels, Sequence, SequenceDataset
+from mirstd.utils.io import atomic_write_text
 
 NAME = "uestc"
 FORMATS = {"uestc": {}, "uestc_list": {}}
@@ -235,8 +236,6 @@ def _carve(names: list[str], fraction: float, explicit: list[str] | None, seed: 
 
 def write_list(dataset: SequenceDataset, path: str | Path, split: str | None = None) -> Path:
     """Write a UESTC list (absolute frame paths, ``x1,y1,x2,y2,0`` rounded integer boxes)."""
-    from mirstd.utils.io import atomic_write_text
-
     lines = []
     for seq in dataset.split(split):
         for i, f in enumerate(seq.frames):
