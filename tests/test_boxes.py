@@ -88,3 +88,22 @@ def test_letterbox_torch_boxes_keep_score_column():
 def test_letterbox_rejects_bad_shape():
     with pytest.raises(ValueError, match="letterbox"):
         letterbox(np.zeros((2, 3, 4, 5)), 64)
+
+
+def test_one_box_to_pixel_rule_for_masks_and_scoring():
+    """GT masks from boxes (data) and boxes filled for scoring (metrics) share the pixel-centre rule."""
+    import numpy as np
+
+    from mirstd.data.convert import boxes_to_mask as gt_mask
+    from mirstd.metrics.convert import boxes_to_mask as scored_mask
+    from mirstd.utils.targets import box_pixels
+
+    assert box_pixels(2, 5, 10) == slice(2, 5)  # integral: columns 2, 3, 4
+    assert box_pixels(2.4, 5.6, 10) == slice(2, 6)  # centres 2.5 .. 5.5 lie inside [2.4, 5.6)
+    assert box_pixels(2.6, 5.4, 10) == slice(3, 5)
+    assert box_pixels(-3, 20, 10) == slice(0, 10) and box_pixels(4.2, 4.4, 10) == slice(4, 4)
+    rng = np.random.RandomState(0)
+    xy = rng.uniform(0, 30, (50, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(0.3, 6, (50, 2))], 1)
+    for b in boxes:
+        assert np.array_equal(gt_mask(b[None], (32, 32)), scored_mask(b[None], (32, 32)))

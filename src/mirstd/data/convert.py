@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from mirstd.data.sequence import FrameLabels
+from mirstd.utils.targets import fill_boxes
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 DAUB_BOX = 8  # UESTC DAUB lists: 8x8 boxes around the point label, clipped at the border
@@ -113,14 +114,8 @@ def points_to_mask(points: np.ndarray, shape: tuple[int, int], radius: int = 0) 
 
 
 def boxes_to_mask(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """uint8 0/1 mask filling each edge box (fractional edges rounded to the nearest pixel edge)."""
-    H, W = shape
-    m = np.zeros((H, W), np.uint8)
-    for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4):
-        c0, r0 = max(int(round(float(x1))), 0), max(int(round(float(y1))), 0)
-        c1, r1 = min(int(round(float(x2))), W), min(int(round(float(y2))), H)
-        m[r0:r1, c0:c1] = 1
-    return m
+    """uint8 0/1 mask filling each edge box (pixel-centre rule of :func:`mirstd.utils.targets.box_pixels`)."""
+    return fill_boxes(np.asarray(boxes, np.float64).reshape(-1, 4), shape)
 
 
 class LazyLabels(_Seq[FrameLabels]):

@@ -27,7 +27,7 @@ import yaml
 
 from mirstd.data.image import write_png
 from mirstd.data.sequence import FrameLabels, Sequence, SequenceDataset
-from mirstd.utils.io import atomic_write_text
+from mirstd.utils.io import atomic_write_text, to_jsonable
 
 FORMAT_NAME = "mirstd-native"
 FORMAT_VERSION = 1
@@ -85,17 +85,9 @@ def write_sequence(root: str | Path, seq: Sequence, write_masks: bool = True) ->
         entry["has_boxes"], entry["has_points"] = bool(lab.has_boxes), bool(lab.has_points)
         frames_json.append(entry)
     doc = {"sequence": seq.name, "bit_depth": seq.bit_depth, "meta": seq.meta, "frames": frames_json}
-    atomic_write_text(root / "annotations" / f"{seq.name}.json", json.dumps(doc, indent=1, default=_jsonable))
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"cannot store {type(o).__name__} in a native annotations file")
+    atomic_write_text(
+        root / "annotations" / f"{seq.name}.json", json.dumps(to_jsonable(doc, strict=True), indent=1)
+    )
 
 
 def write_index(
@@ -123,7 +115,7 @@ def write_index(
         "sequences": list(sequence_names),
         "splits": sorted(splits),
         "norm": list(norm) if norm else None,
-        "meta": json.loads(json.dumps(meta or {}, default=_jsonable)),
+        "meta": to_jsonable(meta or {}, strict=True),
     }
     atomic_write_text(root / "dataset.yaml", yaml.safe_dump(doc, sort_keys=False))
 

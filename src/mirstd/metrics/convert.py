@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from mirstd.utils.components import component_boxes, label8
-from mirstd.utils.targets import score_targets
+from mirstd.utils.targets import fill_boxes, score_targets
 
 
 def scores_to_boxes(prob: np.ndarray, thr: float = 0.5, score: str = "max") -> np.ndarray:
@@ -44,23 +44,14 @@ def boxes_to_points(boxes: np.ndarray) -> np.ndarray:
     return np.stack([(b[:, 0] + b[:, 2]) / 2 - 0.5, (b[:, 1] + b[:, 3]) / 2 - 0.5], axis=1)
 
 
-def _pixel_span(lo: float, hi: float, size: int) -> slice:
-    # An edge box covers pixel i when it overlaps [i, i+1): floor(lo) .. ceil(hi) - 1.
-    a = int(np.clip(np.floor(lo), 0, size))
-    b = int(np.clip(np.ceil(hi), 0, size))
-    return slice(a, max(a, b))
-
-
 def boxes_to_mask(boxes: np.ndarray, shape: tuple[int, int], thr: float | None = None) -> np.ndarray:
-    """uint8 0/1 mask with every box (score >= ``thr`` when given and boxes carry a score) filled."""
-    out = np.zeros(shape, np.uint8)
+    """uint8 0/1 mask with every box (score >= ``thr`` when given and boxes carry a score) filled
+    (pixel-centre rule of :func:`mirstd.utils.targets.box_pixels`)."""
     b = np.asarray(boxes, np.float64)
     b = b.reshape(-1, b.shape[-1]) if b.size else np.zeros((0, 4))
-    for row in b:
-        if thr is not None and row.shape[0] > 4 and row[4] < thr:
-            continue
-        out[_pixel_span(row[1], row[3], shape[0]), _pixel_span(row[0], row[2], shape[1])] = 1
-    return out
+    if thr is not None and b.shape[1] > 4:
+        b = b[b[:, 4] >= thr]
+    return fill_boxes(b, shape)
 
 
 def boxes_to_scores(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -68,9 +59,6 @@ def boxes_to_scores(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
     Lets box detectors be scored by the pixel conventions (``box_as_mask``, approximate).
     """
-    out = np.zeros(shape, np.float32)
     b = np.asarray(boxes, np.float64)
     b = b.reshape(-1, b.shape[-1]) if b.size else np.zeros((0, 5))
-    for row in b[np.argsort(b[:, 4], kind="stable")] if len(b) else b:  # ascending: highest written last
-        out[_pixel_span(row[1], row[3], shape[0]), _pixel_span(row[0], row[2], shape[1])] = row[4]
-    return out
+    return fill_boxes(b, shape, b[:, 4])

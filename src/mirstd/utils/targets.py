@@ -12,6 +12,8 @@ in the given order.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from mirstd.utils.components import component_boxes, component_max, component_stats, label8
@@ -48,3 +50,30 @@ def prediction_targets(scores: np.ndarray | None, boxes: np.ndarray | None, thr:
     if scores is None:
         raise ValueError("a prediction needs scores or boxes")
     return score_targets(scores, thr)
+
+
+def box_pixels(lo: float, hi: float, size: int) -> slice:
+    """Pixels ``i`` an edge-box side ``[lo, hi)`` covers: those whose centre ``i + 0.5`` lies inside
+    (so integral boxes cover exactly ``lo .. hi-1``), clipped to ``[0, size)``. The one box -> pixel
+    rule of mirstd (GT masks from boxes, boxes filled as masks for scoring)."""
+    a = min(max(math.ceil(lo - 0.5), 0), size)
+    b = min(max(math.ceil(hi - 0.5), 0), size)
+    return slice(a, max(a, b))
+
+
+def fill_boxes(boxes: np.ndarray, shape: tuple[int, int], values: np.ndarray | None = None) -> np.ndarray:
+    """Boxes ``(N, >=4)`` filled into an ``shape`` array: uint8 1 where covered (``values=None``), else
+    float32 with each pixel holding the largest value of the boxes covering it."""
+    b = np.asarray(boxes, np.float64)
+    b = b.reshape(-1, b.shape[-1]) if b.size else np.zeros((0, 4))
+    if values is None:
+        out = np.zeros(shape, np.uint8)
+        for row in b:
+            out[box_pixels(row[1], row[3], shape[0]), box_pixels(row[0], row[2], shape[1])] = 1
+        return out
+    v = np.asarray(values, np.float64).reshape(-1)
+    out = np.zeros(shape, np.float32)
+    for k in np.argsort(v, kind="stable"):  # ascending: the highest value is written last
+        row = b[k]
+        out[box_pixels(row[1], row[3], shape[0]), box_pixels(row[0], row[2], shape[1])] = v[k]
+    return out
