@@ -54,42 +54,56 @@ def save_fig(fig: Any, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_plots(curves: dict[str, dict[str, np.ndarray]], out: Path, prefix: str = "") -> list[Path]:
-    """ROC / Pd-Fa / PR plots (matplotlib Agg), written atomically. Returns the written paths."""
+def pdfa_curve(curves: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    """The centroid Pd-Fa curve of a ``curves()`` dict (the threshold sweep), if there is one."""
+    key = next((k for k in curves if k.startswith("pdfa_curve") or k.startswith("pdfa[centroid")), None)
+    key = key or next((k for k in curves if k.startswith("pdfa")), None)
+    return curves.get(key) if key else None
+
+
+def plot_curves(
+    per_method: dict[str, dict[str, Any]], out: Path, prefix: str = "", title: str = ""
+) -> list[Path]:
+    """The one plotting path of evaluation curves: pixel ROC, centroid Pd-Fa and PR, each method of
+    ``per_method`` (label -> ``Evaluator.curves()``) one line; PNGs ``<prefix>roc.png`` etc. written
+    atomically (matplotlib Agg). Plots without data are not written. Returns the written paths."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    suffix = f" {title}" if title else ""
+    panels = (
+        ("roc", lambda c: c.get("roc"), "fpr", "tpr",
+         dict(xscale="log", xlim=(1e-6, 1), xlabel="FPR (pixels)", ylabel="TPR (pixels)", title=f"pixel ROC{suffix}")),
+        ("pdfa", pdfa_curve, "fa", "pd",
+         dict(xscale="log", xlabel="Fa (fraction of pixels)", ylabel="Pd", ylim=(0, 1.02), title=f"Pd-Fa (centroid){suffix}")),
+        ("pr", lambda c: c.get("pr"), "recall", "precision",
+         dict(xlabel="recall", ylabel="precision (101-pt, IoU 0.5)", ylim=(0, 1.05), title=f"PR{suffix}")),
+    )  # fmt: skip
     written = []
-    if "roc" in curves:
-        fig, ax = plt.subplots(figsize=(4, 4))
-        ax.plot(curves["roc"]["fpr"], curves["roc"]["tpr"])
-        ax.set(xlabel="FPR", ylabel="TPR", title="pixel ROC")
-        save_fig(fig, out / f"{prefix}roc.png")
+    for name, pick, xk, yk, axes in panels:
+        lines = {label: pick(c) for label, c in per_method.items() if c and pick(c)}
+        if not lines:
+            continue
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        for label, c in lines.items():
+            x, y = np.asarray(c[xk], float), np.clip(np.asarray(c[yk], float), 0, None)
+            ok = x > 0 if axes.get("xscale") == "log" else np.ones_like(x, bool)
+            ax.plot(x[ok], y[ok], marker="." if name == "pdfa" else None, ms=3, label=label or None)
+        ax.set(**axes)
+        if any(lines):
+            ax.legend(fontsize=7)
+        path = out / f"{prefix}{name}.png"
+        save_fig(fig, path)
         plt.close(fig)
-        written.append(out / f"{prefix}roc.png")
-    pdfa = {k: v for k, v in curves.items() if k.startswith("pdfa")}
-    if pdfa:
-        fig, ax = plt.subplots(figsize=(5, 4))
-        for k, c in pdfa.items():
-            fa = np.asarray(c["fa"], float)
-            ok = fa > 0
-            ax.plot(fa[ok], np.asarray(c["pd"], float)[ok], marker=".", label=k)
-        ax.set_xscale("log")
-        ax.set(xlabel="Fa (raw fraction of pixels)", ylabel="Pd", title="Pd-Fa")
-        ax.legend(fontsize=7)
-        save_fig(fig, out / f"{prefix}pdfa.png")
-        plt.close(fig)
-        written.append(out / f"{prefix}pdfa.png")
-    if "pr" in curves:
-        fig, ax = plt.subplots(figsize=(4, 4))
-        ax.plot(curves["pr"]["recall"], np.clip(curves["pr"]["precision"], 0, None))
-        ax.set(xlabel="recall", ylabel="precision (101-pt, IoU 0.5)", title="PR", ylim=(0, 1.05))
-        save_fig(fig, out / f"{prefix}pr.png")
-        plt.close(fig)
-        written.append(out / f"{prefix}pr.png")
+        written.append(path)
     return written
+
+
+def write_plots(curves: dict[str, dict[str, np.ndarray]], out: Path, prefix: str = "") -> list[Path]:
+    """ROC / Pd-Fa / PR plots of one evaluation (see :func:`plot_curves`)."""
+    return plot_curves({"": curves}, out, prefix)
 
 
 def write_results(

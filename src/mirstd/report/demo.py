@@ -21,8 +21,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from mirstd.utils.config import merge, parse_overrides
-from mirstd.utils.io import atomic_write_text
+from mirstd._version import __version__
+from mirstd.data.readers import load_dataset
+from mirstd.engine.trainer import train
+from mirstd.infer.evaluate import eval_dataset_for, run_evaluation
+from mirstd.metrics import Evaluator
+from mirstd.metrics.report import pdfa_curve, plot_curves
+from mirstd.models.checkpoint import model_from_checkpoint
+from mirstd.models.registry import create
+from mirstd.synth import generate
+from mirstd.utils.config import merge, parse_overrides, task_config
+from mirstd.utils.io import atomic_write_text, write_json
 
 # Training settings sized so the whole demo fits in 15 minutes on a 2-core CPU. The networks are the
 # registered models; only their training length is short. ``quick=true`` shrinks everything (tests).
@@ -102,8 +111,6 @@ def _log(msg: str) -> None:
 
 # ------------------------------------------------------------------------------------------ stages
 def synthesise(out: Path, preset: str, seed: int, overrides: dict[str, Any]) -> Path:
-    from mirstd.synth import generate
-
     data = out / "data"
     stamp = data / ".demo-config.json"
     want = json.dumps({"preset": preset, "seed": seed, "overrides": overrides}, sort_keys=True)
@@ -111,7 +118,7 @@ def synthesise(out: Path, preset: str, seed: int, overrides: dict[str, Any]) -> 
         _log(f"data: reusing {data}")
         return data
     _log(f"data: rendering preset={preset} into {data}")
-    generate(preset, data, seed=seed, progress=True, **overrides)
+    generate(preset, data, seed=seed, progress=True, exist_ok=True, **overrides)
     atomic_write_text(stamp, want)
     return data
 
@@ -119,8 +126,6 @@ def synthesise(out: Path, preset: str, seed: int, overrides: dict[str, Any]) -> 
 def train_method(
     key: str, spec: dict[str, Any], data: Path, out: Path, seed: int, quick: bool, device: str | None
 ) -> Path:
-    from mirstd.engine import train
-
     cfg = merge(merge(TRAIN_COMMON, spec["train"]), QUICK if quick else {})
     cfg.update(data=str(data), project=str(out / "runs"), name=key, exist_ok=True, seed=seed)
     if device:
@@ -131,8 +136,6 @@ def train_method(
 
 
 def _evaluator() -> Any:
-    from mirstd.metrics import Evaluator
-
     # coco: mask models' score maps become scored boxes (and GT boxes come from the GT masks), so box
     # and mask models share the AP50 column.
     return Evaluator(protocols=["iou", "pdfa_centroid", "pdfa_shooting", "roc_pixel", "pdfa_curve", "coco"])
@@ -146,34 +149,17 @@ def score(
     evaluator: Any = None,
     key_stride: int = 1,
 ) -> Any:
-    """Run ``model`` over full frames of ``sequences`` into an Evaluator (the validation code path).
+    """Score ``model`` on full frames of ``sequences`` through the evaluation runner (as ``mirstd val``).
 
     ``key_stride`` > 1 scores every k-th key frame only (each clip still has its full history).
     """
-    from mirstd.data.clips import ClipDataset
-    from mirstd.engine.validation import run_evaluator
-
-    ds = ClipDataset(
-        sequences,
-        num_frames=5,
-        pad="repeat",
-        channels=int(getattr(model, "in_channels", 1)),
-        pad_to=max(int(getattr(model, "size_divisor", 1)), 1)
-        if getattr(model, "size_divisor", 1) > 1
-        else None,
-    )
-    if key_stride > 1:
-        ds.index = [(si, i) for si, i in ds.index if i % key_stride == 0]
-    return run_evaluator(model, ds, device, progress=True, evaluator=evaluator or _evaluator(), desc=desc)
+    ds = eval_dataset_for(model, sequences, {"frames": model.num_frames or 5, "key_stride": key_stride})
+    return run_evaluation(model, ds, evaluator or _evaluator(), device, progress=True, desc=desc)
 
 
 def load_method(key: str, spec: dict[str, Any], run_dir: Path | None, device: str) -> torch.nn.Module:
     if run_dir is None:
-        from mirstd.models import create
-
         return create(spec["model"], **spec.get("model_args", {})).to(device).eval()
-    from mirstd.engine.checkpoint import model_from_checkpoint
-
     return model_from_checkpoint(run_dir / "weights" / "best.pt", device)[0]
 
 
@@ -237,59 +223,6 @@ def real_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot_curves(per_method: dict[str, dict[str, Any]], out: Path, group: str | None = None) -> list[Path]:
-    """Overlay every method's pixel ROC and centroid Pd-Fa curve (one PNG each)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from mirstd.metrics.predictions import _save_fig
-
-    suffix = f"_{group}" if group else ""
-    written = []
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    for label, c in per_method.items():
-        if "roc" in c:
-            ax.plot(c["roc"]["fpr"], c["roc"]["tpr"], label=label)
-    ax.set(
-        xscale="log",
-        xlim=(1e-6, 1),
-        xlabel="FPR (pixels)",
-        ylabel="TPR (pixels)",
-        title=f"pixel ROC {group or 'all'}",
-    )
-    ax.legend(fontsize=7)
-    _save_fig(fig, out / f"roc{suffix}.png")
-    plt.close(fig)
-    written.append(out / f"roc{suffix}.png")
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    for label, c in per_method.items():
-        key = next((k for k in c if k.startswith("pdfa_curve") or k.startswith("pdfa[centroid")), None)
-        key = key or next((k for k in c if k.startswith("pdfa")), None)
-        if key:
-            fa, pd = np.asarray(c[key]["fa"], float), np.asarray(c[key]["pd"], float)
-            ok = fa > 0
-            ax.plot(fa[ok] * 1e6, pd[ok], marker=".", ms=3, label=label)
-    ax.set(
-        xscale="log",
-        xlabel="Fa (×1e-6)",
-        ylabel="Pd",
-        ylim=(0, 1.02),
-        title=f"Pd–Fa (centroid) {group or 'all'}",
-    )
-    ax.legend(fontsize=7)
-    _save_fig(fig, out / f"pdfa{suffix}.png")
-    plt.close(fig)
-    written.append(out / f"pdfa{suffix}.png")
-    return written
-
-
-def _pdfa_curve(curves: dict[str, Any]) -> dict[str, np.ndarray] | None:
-    key = next((k for k in curves if k.startswith("pdfa_curve") or k.startswith("pdfa[centroid")), None)
-    return curves.get(key) if key else None
-
-
 # ------------------------------------------------------------------------------------------ main
 def run_demo(
     out: str | Path = "runs/demo",
@@ -303,8 +236,6 @@ def run_demo(
     synth: dict[str, Any] | None = None,
 ) -> Path:
     """Run the whole demo; returns the path of ``report.md``."""
-    from mirstd.data import load_dataset
-
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -350,13 +281,11 @@ def run_demo(
                 "label": label,
                 "params": n_params,
                 "results": res,
-                "pd_at_fa_low": pd_at_fa(_pdfa_curve(curves_low[label]), 1e-5),
+                "pd_at_fa_low": pd_at_fa(pdfa_curve(curves_low[label]), 1e-5),
                 "run": str(run_dir) if run_dir else None,
             }
         )
         if real_seqs is not None:
-            from mirstd.metrics import Evaluator
-
             t = time.perf_counter()
             rev = score(
                 model, real_seqs, dev, f"real {key}", Evaluator(protocols=["point"]), key_stride=real_stride
@@ -365,8 +294,8 @@ def run_demo(
             real_rows.append({"label": label, "results": rev.compute()})
         del model
 
-    plots = plot_curves(curves_all, out) + (
-        plot_curves(curves_low, out, "low") if any(curves_low.values()) else []
+    plots = plot_curves(curves_all, out, title="all") + (
+        plot_curves(curves_low, out, "low_", "mSCR < 3") if any(curves_low.values()) else []
     )
     timings["total"] = time.perf_counter() - t0
     report = write_report(out, rows, real_rows, real_path, real_stride, plots, timings, ds, preset, quick)
@@ -386,14 +315,12 @@ def write_report(
     preset: str,
     quick: bool,
 ) -> Path:
-    import mirstd
-
     mscr = {s.name: s.meta.get("mSCR") for s in ds.split("test")}
     n_low = sum(1 for v in mscr.values() if v is not None and v < 3)
     lines = [
         "# mirstd demo report",
         "",
-        f"mirstd {mirstd.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"mirstd {__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"device {'cuda' if torch.cuda.is_available() else 'cpu'}{' — QUICK MODE (smoke-sized, numbers meaningless)' if quick else ''}.",
         "",
         f"Data: synthetic preset `{preset}` ({len(ds)} sequences, {ds.num_frames} frames; test split "
@@ -429,9 +356,7 @@ def write_report(
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     payload = {"rows": rows, "real": real_rows, "timings": timings}
-    from mirstd.metrics.predictions import _to_json
-
-    atomic_write_text(out / "report.json", json.dumps(_to_json(payload), indent=1))
+    write_json(out / "report.json", payload)
     return path
 
 
@@ -443,7 +368,7 @@ def main(argv: list[str]) -> int:
             "device=null real=auto real_stride=10"
         )
         return 0
-    kw = parse_overrides(argv)
+    kw = task_config("demo", parse_overrides(argv))
     report = run_demo(**kw)
     print(report.read_text())
     return 0
