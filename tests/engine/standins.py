@@ -103,6 +103,7 @@ class IoUEvaluator:
         frame=0,
         scr=None,
         shape=None,
+        image=None,
     ):
         p, g = scores >= 0.5, gt_mask > 0
         self.inter += float((p & g).sum())
@@ -165,6 +166,7 @@ class BoxEvaluator:
         frame=0,
         scr=None,
         shape=None,
+        image=None,
     ):
         cx, cy = (boxes[0, 0] + boxes[0, 2]) / 2 - 0.5, (boxes[0, 1] + boxes[0, 3]) / 2 - 0.5
         self.hits += int(abs(cx - gt_points[0, 0]) <= 2 and abs(cy - gt_points[0, 1]) <= 2)

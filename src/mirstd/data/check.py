@@ -10,6 +10,7 @@ import numpy as np
 
 from mirstd.data.convert import mask_to_instances
 from mirstd.data.findings import DataError, Finding
+from mirstd.data.image import BitDepthError
 from mirstd.data.probe import probe_ok
 from mirstd.data.readers import load_dataset, verify
 from mirstd.data.sequence import Sequence, SequenceDataset
@@ -34,6 +35,9 @@ def check_sequence(seq: Sequence) -> list[Finding]:
         path = _frame_path(seq, i)
         try:
             shape = seq.load_frame(i).shape
+        except BitDepthError as e:
+            out.append(Finding(path, str(e).split(": ", 1)[-1], kind="mixed_bit_depth"))
+            continue
         except Exception as e:  # noqa: BLE001 - every failure is reported, none stops the check
             out.append(Finding(path, f"unreadable frame ({e})", kind="unreadable"))
             continue

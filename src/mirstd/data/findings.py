@@ -34,7 +34,10 @@ class DataError(ValueError):
         shown = "\n  ".join(str(f) for f in findings[:10])
         more = f"\n  ... and {len(findings) - 10} more" if len(findings) > 10 else ""
         hint = f" (run `mirstd data check {root}` for the full list; strict=False skips them)" if root else ""
-        super().__init__(f"{len(findings)} problem(s) in the dataset{hint}:\n  {shown}{more}")
+        # the first line (all the CLI prints) names the first problem's file
+        first = f"{findings[0]}" if findings else "problems in the dataset"
+        n = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+        super().__init__(f"{first}{n}{hint}\n{len(findings)} problem(s) in the dataset:\n  {shown}{more}")
 
 
 class Collector:

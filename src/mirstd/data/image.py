@@ -22,6 +22,15 @@ class ImageReadError(ValueError):
     """An image file could not be read; the message names the file."""
 
 
+class BitDepthError(ImageReadError):
+    """A frame whose bit depth differs from its sequence's (it would be scaled wrongly)."""
+
+
+def container_depth(bit_depth: int) -> int:
+    """The file depth a sequence of ``bit_depth`` is stored in (8 or 16; 0 for float sources)."""
+    return 0 if bit_depth <= 0 else 8 if bit_depth <= 8 else 16 if bit_depth <= 16 else bit_depth
+
+
 def _read_raw(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():

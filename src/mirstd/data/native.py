@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mirstd.data.findings import Collector
 from mirstd.data.image import write_png
+from mirstd.data.readers._common import check_consecutive, natural_key
 from mirstd.data.sequence import FrameLabels, Sequence, SequenceDataset
-from mirstd.utils.io import atomic_write_text, to_jsonable
+from mirstd.utils.io import atomic_write_text, check_component, inside, to_jsonable
 
 FORMAT_NAME = "mirstd-native"
 FORMAT_VERSION = 1
@@ -157,13 +159,28 @@ def write_native(
 
 
 def is_native(root: str | Path) -> bool:
-    p = Path(root) / "dataset.yaml"
+    """True for a native dataset folder. Never a silent fall-back to another format: a folder with a
+    ``dataset.yaml`` that does not parse, or with ``annotations/`` and ``image/`` but no
+    ``dataset.yaml`` (a write that did not finish), raises ValueError naming the file."""
+    root = Path(root)
+    p = root / "dataset.yaml"
     if not p.is_file():
+        if (root / "annotations").is_dir() and (root / "image").is_dir():
+            raise ValueError(
+                f"{p}: missing, but {root} has annotations/ and image/ (an unfinished mirstd native "
+                "dataset?); write it again, or pass format=<name> to read it as another layout"
+            )
         return False
     try:
-        return (yaml.safe_load(p.read_text()) or {}).get("format") == FORMAT_NAME
-    except yaml.YAMLError:
-        return False
+        doc = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"{p}: does not parse as YAML ({first}); fix or regenerate the dataset index"
+        ) from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{p}: expected a mapping (format: {FORMAT_NAME}, ...), got {type(doc).__name__}")
+    return doc.get("format") == FORMAT_NAME
 
 
 def _labels_from_record(frame: dict[str, Any], where: str) -> FrameLabels:
@@ -190,19 +207,29 @@ def _labels_from_record(frame: dict[str, Any], where: str) -> FrameLabels:
     return FrameLabels(boxes, points, ids, scr, has_boxes=has_boxes, has_points=has_points, extra=extra)
 
 
-def read_sequence(root: Path, name: str, bit_depth: int = 8) -> Sequence:
-    """Read one native sequence. Frames and masks stay on disk until loaded."""
+def read_sequence(root: Path, name: str, bit_depth: int = 8, col: Collector | None = None) -> Sequence:
+    """Read one native sequence. Frames and masks stay on disk until loaded. A missing annotation
+    file and gaps in the frame numbers are errors (findings in ``col`` when given, else raised)."""
     img_dir = root / "image" / name
-    frames = sorted(img_dir.glob("*.png"))
+    frames = sorted(img_dir.glob("*.png"), key=natural_key)
     if not frames:
         raise FileNotFoundError(f"{img_dir}: no frames (expected image/{name}/00000.png ...)")
     ann_path = root / "annotations" / f"{name}.json"
+    if col is not None:
+        check_consecutive(frames, col, img_dir)
+    if not ann_path.is_file():
+        msg = f"annotation file missing (sequence {name!r} has {len(frames)} frames); its frames would read as target-free"
+        if col is None:
+            raise FileNotFoundError(f"{ann_path}: {msg}")
+        col.error(ann_path, msg, kind="missing_labels")
     if ann_path.is_file():
         try:
             doc = json.loads(ann_path.read_text())
         except json.JSONDecodeError as e:
             raise ValueError(f"{ann_path}: line {e.lineno}: invalid JSON ({e.msg})") from e
-        recs = doc.get("frames", [])
+        recs = doc.get("frames", []) if isinstance(doc, dict) else None
+        if not isinstance(recs, list):
+            raise ValueError(f"{ann_path}: expected a mapping with a 'frames' list")
         if len(recs) != len(frames):
             raise ValueError(f"{ann_path}: {len(recs)} frame records but {len(frames)} frames in {img_dir}")
         labels = [_labels_from_record(r, f"{ann_path} frame {r.get('frame', i)}") for i, r in enumerate(recs)]
@@ -223,8 +250,9 @@ def read_sequence(root: Path, name: str, bit_depth: int = 8) -> Sequence:
     return Sequence(name, list(frames), labels, masks, kind, bit_depth, None, frame_ids, meta)
 
 
-def read_native(root: str | Path) -> SequenceDataset:
-    """Read a native dataset folder."""
+def read_native(root: str | Path, col: Collector | None = None) -> SequenceDataset:
+    """Read a native dataset folder. Sequence names must be plain names (no ``/``, ``..`` or absolute
+    paths: they become folder names under every output) and stay inside ``root``."""
     root = Path(root)
     idx_path = root / "dataset.yaml"
     if not idx_path.is_file():
@@ -238,8 +266,17 @@ def read_native(root: str | Path) -> SequenceDataset:
     names = idx.get("sequences") or sorted(p.name for p in (root / "image").iterdir() if p.is_dir())
     if not names:
         raise ValueError(f"{root}: dataset has no sequences")
+    if not isinstance(names, list):
+        raise ValueError(f"{idx_path}: 'sequences' must be a list of names")
+    names = [str(n) for n in names]
+    for n in names:
+        try:
+            check_component(n, "sequence name")
+            inside(root / "image", root / "image" / n)
+        except ValueError as e:
+            raise ValueError(f"{idx_path}: {e}") from None
     bit_depth = int(idx.get("bit_depth", 8))
-    seqs = {n: read_sequence(root, n, bit_depth) for n in names}
+    seqs = {n: read_sequence(root, n, bit_depth, col) for n in names}
     splits = {}
     for split in idx.get("splits", []):
         p = root / f"{split}.txt"

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mirstd.data.image import read_frame, read_mask
+from mirstd.data.image import BitDepthError, container_depth, read_frame, read_mask
 
 FrameLoader = Callable[[], np.ndarray]
 
@@ -108,7 +108,14 @@ class Sequence:
         src = self.frames[i]
         if callable(src) and not isinstance(src, Path):
             return np.asarray(src(), dtype=np.float32)
-        return read_frame(src)[0]
+        arr, depth = read_frame(src)
+        want = container_depth(self.bit_depth)
+        if want and depth and depth != want:  # one scale per sequence: a mixed depth would be mis-scaled
+            raise BitDepthError(
+                f"{src}: {depth}-bit frame in sequence {self.name!r} of {self.bit_depth}-bit frames; "
+                "convert the sequence to one bit depth"
+            )
+        return arr
 
     def load_mask(self, i: int) -> np.ndarray | None:
         """Mask of frame ``i`` as uint8 (H, W), or None when the frame has no mask."""

@@ -80,7 +80,8 @@ def read_results_csv(path: Path, max_step: int) -> list[dict[str, Any]]:
         for r in csv.DictReader(f):
             row = {k: (float(v) if v not in ("", None) else "") for k, v in r.items()}
             if row.get("step", 0) <= max_step:
-                rows.append({k: (int(v) if k in ("step", "epoch") else v) for k, v in row.items()})
+                # step back to int; every other column (epoch is a fraction) stays as it was written
+                rows.append({k: (int(v) if k == "step" and v != "" else v) for k, v in row.items()})
     return rows
 
 

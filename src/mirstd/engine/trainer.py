@@ -43,6 +43,8 @@ from mirstd.infer.evaluate import eval_dataset_for, flat_numbers, pick_metric, r
 from mirstd.metrics.evaluator import Evaluator
 from mirstd.models.base import Method
 from mirstd.models.registry import create
+from mirstd.utils.config import ConfigError, check_keys, check_types, task_defaults
+from mirstd.utils.device import resolve_device
 from mirstd.utils.io import atomic_write_text
 
 
@@ -69,13 +71,7 @@ def _init_dist(world: int) -> bool:
 
 
 def _device(cfg: dict[str, Any], local_rank: int) -> torch.device:
-    want = cfg.get("device")
-    if want in (None, "", "auto"):
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(str(want))
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", local_rank)
-    return dev
+    return resolve_device(cfg.get("device"), local_rank)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -120,6 +116,7 @@ def _datasets(
     splits: dict[str, list[str]] = {}
     if train_data is None:
         seqs, ds = load_sequences(cfg["data"], cfg["train_split"])
+        _check_labels(cfg, model, seqs)
         splits[cfg["train_split"]] = [s.name for s in seqs]
         train_data = clip_dataset(seqs, cfg, model.in_channels, train=True)
         if val_data is None and cfg["val_every"] != 0:
@@ -128,6 +125,56 @@ def _datasets(
             # the evaluation runner's own clips and ground truth (as `mirstd val` builds them)
             val_data = eval_dataset_for(model, vseqs, {**cfg, "key_stride": int(cfg.get("val_stride") or 1)})
     return train_data, val_data, splits
+
+
+def _check_labels(cfg: dict[str, Any], model: Method, seqs: list[Any]) -> None:
+    """A model whose loss trains on masks gets masks: refuse mask-less (point/box-only) training data
+    unless ``mask_from`` says how to draw them (else it would train on empty masks)."""
+    if not model.uses_masks or cfg.get("mask_from") or any(s.has_masks for s in seqs):
+        return
+    labs = [lab for s in seqs[:50] for lab in list(s.labels)[:50]]
+    kind = "boxes" if any(lab.has_boxes for lab in labs) else "points"
+    raise ConfigError(
+        f"model={cfg['model']!r} trains on masks but data={cfg['data']!s} split {cfg['train_split']!r} has "
+        f"{kind}-only labels (no masks); pass mask_from={kind} (mask_radius=1 for 3x3 squares)"
+    )
+
+
+def _check_imgsz(cfg: dict[str, Any]) -> None:
+    v = cfg.get("imgsz")
+    if isinstance(v, (list, tuple)) and (len(v) != 2 or int(v[0]) != int(v[1])):
+        raise ConfigError(f"imgsz={list(v)}: training crops are square; give one size (imgsz={int(v[0])})")
+
+
+RESUME_SAFE = ("device", "workers", "progress", "plots")  # may change on resume (docs/outputs.md)
+
+
+def _resume_config(ck: dict[str, Any], overrides: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The checkpoint's config with the keys a resume may change; any other changed key is refused
+    (``resume=true`` continues the run as it was), as are unknown keys and wrong types."""
+    if overrides.get("cfg"):
+        raise ConfigError("resume=true takes no cfg=: the run continues with its own configuration")
+    defaults = task_defaults("train")
+    given = {k: v for k, v in overrides.items() if k != "resume"}
+    check_keys(given, defaults, "train")
+    check_types(given, defaults, "train")
+    old = dict(ck.get("config") or {})
+    cfg = dict(old)
+    for k, v in given.items():
+        if k in RESUME_SAFE:
+            cfg[k] = v
+        elif k in ("project", "name", "exist_ok") or old.get(k) == v:
+            continue  # they locate the run (exist_ok names no change) / unchanged
+        elif k == "steps" and v is not None and int(v) > int(old.get("steps") or ck.get("step") or 0):
+            cfg[k] = int(v)
+        elif k == "epochs" and not old.get("steps") and int(v) > int(old.get("epochs") or 0):
+            cfg[k] = int(v)
+        else:
+            raise ConfigError(
+                f"resume=true: {k}={v!r} differs from the run's {k}={old.get(k)!r} ({path}); drop {k}= "
+                f"(a resume may change only {', '.join(RESUME_SAFE)} and raise steps/epochs) or start a new run"
+            )
+    return cfg
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -170,9 +217,9 @@ class Trainer:
         # clip length: the config's, else the model's (a model that takes any length gets 5)
         cfg["frames"] = int(cfg.get("frames") or self.model.num_frames or 5)
         self.model.set_loss(cfg.get("loss"), **(cfg.get("loss_args") or {}))
-        self.run_dir = self._run_dir(run_dir)
         workers = 0 if cfg["deterministic"] else int(cfg["workers"])
         train_ds, self.val_ds, self.splits = _datasets(cfg, self.model, train_data, val_data)
+        self.run_dir = self._run_dir(run_dir)  # claimed once the data is known to be usable
         self.sampler = SeededBatchSampler(
             len(train_ds), int(cfg["batch"]), int(cfg["seed"]), self.rank, self.world
         )
@@ -435,10 +482,10 @@ def train(train_data: Dataset | None = None, val_data: Dataset | None = None, **
         base = build_config({k: v for k, v in overrides.items() if k in ("project", "name", "model")})
         path = _resume_path(resume, {**base, **overrides})
         ck = ckpt_mod.load_checkpoint(path)
-        keep = {k: overrides[k] for k in ("device", "workers", "progress", "plots") if k in overrides}
-        cfg = {**ck["config"], **keep, "resume": str(path)}
+        cfg = {**_resume_config(ck, overrides, path), "resume": str(path)}
         trainer = Trainer(cfg, ck, path.parent.parent, train_data, val_data)
     else:
         cfg = build_config(overrides)
+        _check_imgsz(cfg)
         trainer = Trainer(cfg, None, None, train_data, val_data)
     return trainer.fit()

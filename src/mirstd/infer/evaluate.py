@@ -27,6 +27,8 @@ from mirstd.metrics.report import write_results
 from mirstd.models.base import Method
 from mirstd.models.registry import create
 from mirstd.utils.config import ConfigError
+from mirstd.utils.device import resolve_device
+from mirstd.utils.io import check_out_dir
 
 # Keys of the val/eval config sections that configure the Evaluator (docs/metrics.md).
 EVALUATOR_KEYS = ("dnanet_compat", "centroid_variant", "shooting_variant", "shooting_thresholds", "roc_bins",
@@ -346,8 +348,10 @@ def validate(
     on ``split``. ``data`` defaults to the data the checkpoint was trained on; ``cfg`` holds the
     clip (frames, pad, key_stride, mask_from, ...) and Evaluator keys of the ``val`` config section.
     Writes ``metrics_<split>.json`` / ``.md`` (and plots) to ``out`` — default: the checkpoint's run
-    folder, or ``runs/val/<model>``."""
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    folder, or ``runs/val/<model>``. A non-empty ``out`` given here is refused unless ``exist_ok``."""
+    if out:
+        check_out_dir(Path(out), bool(cfg.get("exist_ok")), "out")
+    dev = resolve_device(device)
     if (weights is None) == (model is None):
         raise ConfigError(
             "mirstd val needs exactly one of weights=PATH (a checkpoint) or model=NAME (a classical method)"
@@ -397,7 +401,11 @@ def evaluate_saved(
 ) -> dict[str, Any]:
     """``mirstd eval``: score saved predictions against ``data``'s ``split`` through the same runner
     and ground truth as ``mirstd val``. Writes ``metrics_<split>.json`` / ``.md`` to ``out``
-    (default ``<pred>_eval``)."""
+    (default ``<pred>_eval``). A non-empty ``out`` given here is refused unless ``exist_ok``."""
+    if out:
+        check_out_dir(Path(out), bool(cfg.get("exist_ok")), "out")
+    if cfg.get("thr") is not None and not np.isfinite(float(cfg["thr"])):
+        raise ConfigError(f"thr={cfg['thr']!r} is not a finite number")
     seqs, data_name = _sequences(data, split)
     source = SavedPredictions(pred, seqs, format)
     ds = eval_dataset(

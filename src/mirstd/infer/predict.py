@@ -40,7 +40,16 @@ from mirstd.infer.predictor import (
 from mirstd.models.base import Method
 from mirstd.models.registry import create
 from mirstd.utils.config import ConfigError
-from mirstd.utils.io import atomic_write_bytes, atomic_write_text, increment_dir, write_json
+from mirstd.utils.device import resolve_device
+from mirstd.utils.io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_out_dir,
+    increment_dir,
+    inside,
+    staged_dir,
+    write_json,
+)
 
 CSV_FIELDS = ["sequence", "frame", "x", "y", "x1", "y1", "x2", "y2", "score"]
 SAVE_SCORES = ("png", "npy", "none")
@@ -55,8 +64,24 @@ class PredictionWriter:
         self.out, self.save_scores, self.save_overlay = out, save_scores, save_overlay
         self.rows: list[list[Any]] = []
         self.coco: list[dict[str, Any]] = []
+        self._checked: set[tuple[str, str]] = set()
+
+    def _check_names(self, seq: str, frame_id: str) -> None:
+        """Sequence and frame names come from dataset files: they must not lead outside ``out``."""
+        if (seq, frame_id) in self._checked:
+            return
+        for sub in ("scores", "overlay"):
+            try:
+                inside(self.out / sub, self.out / sub / seq / f"{frame_id}.png")
+            except ValueError:
+                raise ValueError(
+                    f"sequence/frame name {seq}/{frame_id!s} would write outside out=; "
+                    "names with '..' or absolute paths are refused (run `mirstd data check` on the source)"
+                ) from None
+        self._checked.add((seq, frame_id))
 
     def add(self, seq: str, frame_id: str, frame: np.ndarray, r: dict[str, Any]) -> None:
+        self._check_names(seq, frame_id)
         if r["scores"] is not None and self.save_scores == "png":
             q = np.clip(np.round(r["scores"].astype(np.float64) * 65535), 0, 65535).astype(np.uint16)
             write_png(score_file(self.out / "scores", seq, frame_id, ".png"), q)
@@ -132,15 +157,46 @@ def predict(
     save_scores: str = "png",
     save_overlay: bool = True,
     progress: bool = True,
+    exist_ok: bool = False,
 ) -> Path:
-    """Run a checkpoint (or a parameter-free method) over ``source``; returns the output folder."""
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    """Run a checkpoint (or a parameter-free method) over ``source``; returns the output folder.
+
+    The output is written into a temporary sibling of ``out`` and renamed into place when complete; a
+    non-empty ``out`` is refused unless ``exist_ok`` (which replaces an earlier predict output whole).
+    """
+    if out:
+        check_out_dir(Path(out), bool(exist_ok), "out", PREDICT_MARKERS)
+    dev = resolve_device(device)
     pred = Predictor(_model(weights, model, model_args, dev), device=dev, frames=frames, pad=pad, conf=conf)
     src = Path(str(source))
     if not str(source).startswith("synth:") and not src.exists():
         raise FileNotFoundError(f"source {source} does not exist")
     out_dir = Path(out) if out else increment_dir(Path(project) / pred.task, None, base="predict")
-    writer = PredictionWriter(out_dir, save_scores, bool(save_overlay))
+    if save_scores not in SAVE_SCORES:
+        raise ConfigError(f"save_scores={save_scores!r}; valid: {', '.join(SAVE_SCORES)}")
+    try:
+        with staged_dir(out_dir, bool(exist_ok), "out", PREDICT_MARKERS) as tmp:
+            _run(
+                pred,
+                src,
+                source,
+                split,
+                dev,
+                PredictionWriter(tmp, save_scores, bool(save_overlay)),
+                progress,
+            )
+    except BaseException:
+        if not out and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # the folder claimed for this run, left empty
+        raise
+    return out_dir
+
+
+PREDICT_MARKERS = ("predictions.json", "predictions.csv")
+
+
+def _run(pred: Predictor, src: Path, source: Any, split: Any, dev: torch.device, writer: PredictionWriter,
+         progress: bool) -> Path:  # fmt: skip
     bar = None
     if progress:
         from tqdm import tqdm
@@ -150,7 +206,10 @@ def predict(
         name, frames_it, ids = _stream(src)
         pred.reset()
         for frame, fid in zip(frames_it, ids):
-            r = pred.step(frame)
+            try:
+                r = pred.step(frame)
+            except ValueError as e:  # a frame of another size: name the file
+                raise ValueError(f"{src}: frame {fid}: {e}") from None
             if r is not None:
                 writer.add(name, fid, frame, r)
             if bar is not None:

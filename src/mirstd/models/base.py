@@ -47,6 +47,7 @@ class Method(nn.Module):
 
     task: ClassVar[str] = "segment"
     default_metric: ClassVar[str] = "iou"
+    uses_masks: ClassVar[bool] = False  # its loss trains on batch["mask"] (the trainer refuses mask-less data)
     in_channels: int = 1
     num_frames: int | None = 1
     size_divisor: int = 1
@@ -92,6 +93,7 @@ class SegmentMethod(Method):
 
     task: ClassVar[str] = "segment"
     default_metric: ClassVar[str] = "iou"
+    uses_masks: ClassVar[bool] = True
 
     def set_loss(self, name: str | None, **kwargs: Any) -> None:
         """Choose the training loss by name (``softiou`` | ``bce`` | ``focal``; None keeps the default)."""

@@ -48,6 +48,9 @@ def profile(
     """Profile a registered model on a random clip; returns (and optionally writes) the report."""
     if dtype not in DTYPES:
         raise ConfigError(f"dtype={dtype!r}; valid: {', '.join(DTYPES)}")
+    from mirstd.utils.device import resolve_device
+
+    device = resolve_device(device)
     net = create(str(model), **(model_args or {}))
     h, w = (imgsz, imgsz) if isinstance(imgsz, int) else (int(imgsz[0]), int(imgsz[1]))
     t = int(frames or net.num_frames or 5)

@@ -25,8 +25,9 @@ def synth(**kw: Any) -> Path:
     cfg = task_config("synth", kw, extra=DEFAULTS)
     if not cfg.get("out"):
         raise ConfigError("mirstd.synth needs out=DIR")
-    extra = {k: v for k, v in kw.items() if k not in ("preset", "out", "seed", "workers")}
-    return generate(cfg["preset"], cfg["out"], int(cfg["seed"]), workers=int(cfg["workers"]), **extra)
+    extra = {k: v for k, v in kw.items() if k not in ("preset", "out", "seed", "workers", "exist_ok")}
+    return generate(cfg["preset"], cfg["out"], int(cfg["seed"]), workers=int(cfg["workers"]),
+                    exist_ok=bool(cfg["exist_ok"]), **extra)  # fmt: skip
 
 
 class _CallableModule(types.ModuleType):

@@ -29,13 +29,14 @@ def main(argv: list[str]) -> int:
     out = args.pop("out")
     seed = int(args.pop("seed"))
     workers = int(args.pop("workers"))
+    exist_ok = bool(args.pop("exist_ok"))
     args = {k: v for k, v in args.items() if k not in DEFAULTS or v != DEFAULTS[k]}
     if out is None:
         raise ValueError(f"missing out=DIR (e.g. mirstd synth preset={preset} out=data/synth-{preset})")
 
     cfg = resolve_config(preset, **args)  # validate before any work
     t0 = time.perf_counter()
-    root = generate(preset, out, seed, progress=True, workers=workers, **args)
+    root = generate(preset, out, seed, progress=True, workers=workers, exist_ok=exist_ok, **args)
     print(f"mirstd synth: wrote {root} ({preset}, seed {seed}) in {time.perf_counter() - t0:.1f} s")
     if cfg["preview"]:
         paths = write_preview(root)

@@ -32,7 +32,7 @@ from mirstd.synth.realbg import real_clip
 from mirstd.synth.render import render_tile
 from mirstd.synth.sensor import QUANT, apply_bad_pixels, draw_sensor, expose, place_bad_pixels, quantize
 from mirstd.synth.templates import attitude_walk, draw_template
-from mirstd.utils.io import atomic_write_text, to_jsonable
+from mirstd.utils.io import atomic_write_text, staged_dir, to_jsonable
 from mirstd.utils.scr import DEFAULT_MARGIN, mscr, scr_split
 
 GENERATOR_VERSION = "mirstd-synth 1"
@@ -563,9 +563,14 @@ def generate(
     seed: int = 0,
     progress: bool = True,
     workers: int = 1,
+    exist_ok: bool = False,
     **overrides: Any,
 ) -> Path:
     """Render ``preset`` and write it in the native layout under ``out`` (see docs/synth.md).
+
+    The dataset is written into a temporary sibling folder and renamed to ``out`` when complete, so a
+    killed run leaves no half dataset under ``out``. A non-empty ``out`` is refused unless
+    ``exist_ok`` (then an earlier dataset there, one with a ``dataset.yaml``, is replaced whole).
 
     ``workers`` > 1 renders sequences in that many processes. Every sequence draws only from its own
     seed streams (spec §9), so the files are byte-identical whatever the worker count.
@@ -573,6 +578,14 @@ def generate(
     cfg = resolve_config(preset, **overrides)
     out = Path(out)
     plans = plan_dataset(cfg, int(seed))
+    with staged_dir(out, exist_ok, "out", marker=("dataset.yaml",)) as tmp:
+        _generate_into(tmp, cfg, int(seed), plans, progress, workers)
+    return out
+
+
+def _generate_into(
+    out: Path, cfg: dict[str, Any], seed: int, plans: list[SeqPlan], progress: bool, workers: int
+) -> None:
     jobs = [(cfg, int(seed), p, str(out)) for p in plans]
     bar = None
     if progress:
@@ -601,7 +614,6 @@ def generate(
     meta = dataset_meta(cfg, seed, metas)
     write_index(out, [p.name for p in plans], _splits(plans), cfg["name"], int(cfg["bit_depth"]), None, meta)
     atomic_write_text(out / "meta.json", json.dumps(to_jsonable(meta), indent=1))
-    return out
 
 
 @dataclass

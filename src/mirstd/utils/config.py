@@ -150,6 +150,12 @@ def check_types(args: dict[str, Any], defaults: dict[str, Any], task: str) -> No
     """Refuse values of the wrong type (``steps=abc``) or out of range (``batch=0``), naming the key."""
     for k, v in args.items():
         d = defaults.get(k)
+        if k == "imgsz" and isinstance(v, (list, tuple)):
+            if len(v) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
+                raise ConfigError(f"imgsz={list(v)!r} is not a size (an integer, or [H, W])")
+            if task != "profile" and v[0] != v[1]:
+                raise ConfigError(f"imgsz={list(v)}: {task} crops are square; give one size (imgsz={v[0]})")
+            continue
         if not _type_ok(v, d, k):
             raise ConfigError(f"{k}={v!r} is not {_type_name(d, k)}")
         if k in POSITIVE and isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0:

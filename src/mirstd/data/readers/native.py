@@ -16,4 +16,4 @@ def detect(path: Path) -> bool:
 
 
 def read(path: Path, col: Collector) -> SequenceDataset:
-    return read_native(path)
+    return read_native(path, col)

@@ -8,6 +8,7 @@ not exist" and missing lines leave frames unlabelled — both are findings.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from mirstd.data.findings import Collector
@@ -46,6 +47,15 @@ def parse_anno(path: Path, n_frames: int, col: Collector) -> list[FrameLabels]:
             x, y = float(parts[0]), float(parts[1])
         except (ValueError, IndexError):
             col.error(path, f"cannot parse {ln.strip()!r} as 'x y'", lineno, kind="bad_label")
+            k += 1
+            continue
+        if len(parts) != 2:
+            col.error(path, f"{len(parts)} columns in {ln.strip()!r}; a point line is 'x y'", lineno,
+                      kind="bad_label")  # fmt: skip
+            k += 1
+            continue
+        if not (math.isfinite(x) and math.isfinite(y)):
+            col.error(path, f"non-finite point {ln.strip()!r} (NaN or inf)", lineno, kind="bad_label")
             k += 1
             continue
         labels[k] = FrameLabels(points=[[x - 1.0, y - 1.0]], has_points=True)
