@@ -76,7 +76,9 @@ class DeepSupervisionLoss(nn.Module):
         super().__init__()
         self.base = build_loss(base, **base_kwargs) if isinstance(base, str) else base
 
-    def forward(self, outputs: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, outputs: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...], target: torch.Tensor
+    ) -> torch.Tensor:
         outs = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
         return sum(self.base(o, target) for o in outs) / len(outs)
 
@@ -86,7 +88,9 @@ class MultiBCELoss(nn.Module):
     side outputs (a sum, not a mean), computed from logits (``BCE(σ(z), g)`` =
     ``BCEWithLogits(z, g)``, stable and autocast-safe)."""
 
-    def forward(self, outputs: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, outputs: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...], target: torch.Tensor
+    ) -> torch.Tensor:
         outs = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
         g = target.float()
         return sum(F.binary_cross_entropy_with_logits(o.float(), g) for o in outs)
@@ -111,7 +115,8 @@ class ISNetLoss(nn.Module):
         L = SoftIoU(σ(z), g) + w_edge · BCE(σ(e), E(g)) + SoftIoU(σ(σ(e)), E(g))
 
     SoftIoU per sample with smooth 0 (``SoftLoULoss1``); ``E(g)`` = :func:`gradient_magnitude`
-    of the mask (values up to √2, as the reference); ``w_edge`` = 10. ``double_sigmoid=True``
+    of the mask (values up to √2, as the reference; ``nn.BCELoss`` of current torch refuses
+    targets > 1, the logit form below computes the same formula); ``w_edge`` = 10. ``double_sigmoid=True``
     keeps the reference quirk of applying ``SoftLoULoss1`` (which takes a sigmoid) to the edge
     output that already went through one; ``False`` uses ``σ(e)``. Returns the total; the parts are
     in ``last_parts``.
@@ -123,7 +128,9 @@ class ISNetLoss(nn.Module):
         self.iou = SoftIoULoss(smooth=smooth, per_sample=True)
         self.last_parts: dict[str, torch.Tensor] = {}
 
-    def forward(self, outputs: tuple[torch.Tensor, torch.Tensor] | list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, outputs: tuple[torch.Tensor, torch.Tensor] | list[torch.Tensor], target: torch.Tensor
+    ) -> torch.Tensor:
         mask_logits, edge_logits = outputs[0].float(), outputs[1].float()
         g = target.float()
         edge_gt = gradient_magnitude(g)

@@ -177,9 +177,14 @@ class SSTNet(YOLOXDetector):
             if keep_unused:  # built, never called by the reference forward
                 self.mapping0 = nn.Sequential(nn.Conv2d(c * num_frames, c, 1, bias=False), nn.LeakyReLU())
             self.mapping1 = nn.Sequential(
-                nn.Conv2d(3, hid // 2, 5, 4, 1, bias=False), nn.LeakyReLU(), nn.Conv2d(hid // 2, hid, 1, bias=False), nn.LeakyReLU()
+                nn.Conv2d(3, hid // 2, 5, 4, 1, bias=False),
+                nn.LeakyReLU(),
+                nn.Conv2d(hid // 2, hid, 1, bias=False),
+                nn.LeakyReLU(),
             )
-            self.mapping2 = nn.Sequential(nn.Conv2d(hid * num_frames, c * num_frames, 1, bias=False), nn.LeakyReLU())
+            self.mapping2 = nn.Sequential(
+                nn.Conv2d(hid * num_frames, c * num_frames, 1, bias=False), nn.LeakyReLU()
+            )
             self.SSTNet = _LSTMStack(hid, keep_unused)
         if init == "lab":
             lab_weights_init(self)
