@@ -11,7 +11,7 @@ from mirstd.models import create, list_models
 from mirstd.models.base import Method, Prediction
 
 # Small but real inputs; widths reduced only where the full model is too slow for a unit test.
-SMALL_ARGS = {"smfnet": {"width": 0.25}, "sstnet": {"width": 0.25}}
+SMALL_ARGS = {"smfnet": {"width": 0.25}, "sstnet": {"width": 0.25}, "uiunet": {"width": 0.125}}
 SIZE = 64
 
 
