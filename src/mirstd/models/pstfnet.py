@@ -34,7 +34,6 @@ import torch.nn.functional as F
 from mirstd.models.base import SegmentMethod
 from mirstd.models.registry import register_model
 from mirstd.models.resunet import (
-    HEAD_PRIOR,
     ClipNorm,
     FastConv2d,
     ResBlock,
@@ -603,8 +602,9 @@ class PSTFNet(SegmentMethod):
         mc, sa: MSFM multi-scale convolution / self-attention (Table 6).
         fast: PTAM Conv3d as Conv2d over batch x time (identical outputs, same parameters).
         mean, std: input normalisation (MIST: 0.359, 0.15).
-        head_prior: prior probability of the decoder's 1x1 logit head (default 0.01, see
-            ``resunet.init_head_prior``); ``None`` = PyTorch's default init (the lab code).
+        head_prior: prior probability of the decoder's 1x1 logit head (``resunet.init_head_prior``;
+            default ``None``, PyTorch's default init as the lab code; 0.01
+            for ``loss=bce`` / ``focal``).
     """
 
     task = "segment"
@@ -629,7 +629,7 @@ class PSTFNet(SegmentMethod):
         fast: bool = True,
         mean: float | Sequence[float] = 0.359,
         std: float | Sequence[float] = 0.15,
-        head_prior: float | None = HEAD_PRIOR,
+        head_prior: float | None = None,  # resunet.HEAD_PRIOR explains why not 0.01
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
@@ -715,6 +715,41 @@ class PSTFNet(SegmentMethod):
         p = [self.ptam[str(i)](f) if str(i) in self.ptam else cur(f) for i, f in enumerate(feats)]
         y = self.msfm(p) if self.msfm is not None else p
         return self.decoder(y)
+
+    # ------------------------------------------------------------------------------------------
+    # Streaming (mirstd.infer.stream): per-frame encoder features are cached, eval mode only
+    # ------------------------------------------------------------------------------------------
+    def encode_frame(self, frame: torch.Tensor) -> list[torch.Tensor]:
+        """One frame ``(B, C, H, W)`` in [0, 1] -> its four encoder maps (eval mode: BN uses running
+        statistics, so each frame's features do not depend on the other frames of the clip)."""
+        if self.training:
+            raise RuntimeError("PSTFNet.encode_frame is for eval mode (training BN mixes the batch)")
+        return self.encoder(self.norm(frame.unsqueeze(2))[:, :, 0])
+
+    def export_card(self) -> dict[str, object]:
+        """ONNX export: the proportional MSFM grid (paper mode) fixes H, W to ``img_size``."""
+        return {"fixed_size": self.msfm_grid == "proportional"}
+
+    def predict_from_features(self, feats: Sequence[list[torch.Tensor]]):  # noqa: ANN201
+        """``num_frames`` outputs of :meth:`encode_frame`, oldest first -> ``Prediction`` of the last
+        frame, equal to ``predict`` on the clip of those frames."""
+        from mirstd.models.base import Prediction
+
+        if len(feats) != self.num_frames:
+            raise ValueError(f"PSTFNet: {len(feats)} frames of features, num_frames={self.num_frames}")
+        dim = 1 if self.fast else 2
+        if not self.ptam_levels:
+            levels = [f.unsqueeze(dim) for f in feats[-1]]
+        else:
+            levels = [torch.stack([f[lvl] for f in feats], dim=dim) for lvl in range(4)]
+        if self.msfm_grid == "proportional":
+            h, w = levels[0].shape[-2:]
+            if (h, w) != self.img_size:
+                raise ValueError(f"PSTFNet(msfm_grid='proportional'): input {(h, w)} != img_size {self.img_size}")
+        cur = (lambda f: f[:, -1]) if self.fast else (lambda f: f[:, :, -1])
+        p = [self.ptam[str(i)](f) if str(i) in self.ptam else cur(f) for i, f in enumerate(levels)]
+        y = self.msfm(p) if self.msfm is not None else p
+        return Prediction(scores=torch.sigmoid(self.decoder(y).float()))
 
 
 @register_model("pstfnet")
