@@ -139,31 +139,52 @@ def _randomise_bn(model: torch.nn.Module, seed: int) -> None:
             mod.running_var = 0.5 + torch.rand(c, generator=g)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("num_frames", [3, 5])
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_fast_path_matches_conv3d(num_frames: int, mode: str) -> None:
+def test_fast_path_matches_conv3d(num_frames: int, mode: str, dtype: torch.dtype) -> None:
     # fast: batched encoder (per-frame BN statistics) + Conv2d PTAM; reference: per-frame encoder
     # loop + literal nn.Conv3d. Outputs, every gradient and every BN buffer after the step agree.
+    #
+    # float64 is the equivalence check: the two paths are the same function, so they agree to
+    # rounding (measured max |diff| <= 5e-14 on outputs, gradients and buffers with the AVX512,
+    # AVX2 and default ATen kernels); atol 1e-10 leaves a 2000x margin and still catches any
+    # real difference (a wrong tap, frame or BN grouping is O(1e-2..1)).
+    # float32 checks what is well conditioned on any CPU: outputs and BN buffers (forward values
+    # O(1) through ~50 layers: rounding ~50 x 6e-8 x sqrt(fan-in) -> measured <= 6e-6, atol 1e-4)
+    # and eval-mode gradients (measured <= 2.4e-7). Train-mode float32 *gradients* are not
+    # compared: each of the ~30 train-mode BNs on a 2 x 4x4 .. 2 x 32x32 batch backpropagates
+    # g - mean(g) - x_hat * mean(g * x_hat), a cancelling projection that amplifies float32 rounding
+    # along the backward chain -- on an AMD AVX2 CPU encoder.stages.0.0.conv1.weight differed by
+    # ~1 % while float64 agreed to 2.6e-12 (issue 9), so any float32 tolerance that holds on every
+    # kernel set would be too loose to mean anything there; float64 covers them.
     torch.manual_seed(1)
     fast = PSTFNet(channels=SMALL, num_frames=num_frames, grid_size=4)
     _randomise_bn(fast, seed=2)
     ref = copy.deepcopy(fast)
     ref.fast = False
+    fast.to(dtype)
+    ref.to(dtype)
     assert all(p.fast for p in fast.ptam.values()) and not any(p.fast for p in ref.ptam.values())
-    x = torch.rand(2, 3, num_frames, 32, 32)
+    x = torch.rand(2, 3, num_frames, 32, 32, dtype=torch.float64).to(dtype)
     outs = []
     for m in (fast, ref):
         getattr(m, mode)()
         out = m(x)
+        assert out.dtype == dtype
         out.square().mean().backward()
         outs.append(out.detach())
-    assert (outs[0] - outs[1]).abs().max().item() < 1e-4
-    grads_ref = dict(ref.named_parameters())
-    for k, p in fast.named_parameters():
-        assert torch.allclose(p.grad, grads_ref[k].grad, atol=1e-4, rtol=1e-3), k
+    f64 = dtype == torch.float64
+    tol = {"atol": 1e-10, "rtol": 1e-9} if f64 else {"atol": 1e-4, "rtol": 1e-3}
+    torch.testing.assert_close(outs[0], outs[1], **tol)
+    if f64 or mode == "eval":
+        grads_ref = dict(ref.named_parameters())
+        for k, p in fast.named_parameters():
+            torch.testing.assert_close(p.grad, grads_ref[k].grad, **tol, msg=lambda m, k=k: f"{k}: {m}")
     bufs_ref = dict(ref.named_buffers())
+    btol = tol if f64 else {"atol": 1e-5, "rtol": 1e-4}
     for k, buf in fast.named_buffers():
-        assert torch.allclose(buf.float(), bufs_ref[k].float(), atol=1e-5, rtol=1e-4), k
+        torch.testing.assert_close(buf, bufs_ref[k], **btol, msg=lambda m, k=k: f"{k}: {m}")
     if mode == "train":  # encoder BN: one running-stat update per frame, as the lab loop
         assert int(fast.encoder.stages[0][0].bn1.num_batches_tracked) == num_frames
     # Same modules in both paths: identical state-dict keys and Conv3d-shaped weights.
@@ -181,11 +202,18 @@ def test_fast_path_matches_conv3d(num_frames: int, mode: str) -> None:
         (3, 3, (1, 3, 3), 5),  # spatial-only kernel: Conv2d over B*T frames
     ],
 )
-def test_conv3d_frames_matches_conv3d(cin: int, cout: int, kernel: tuple, frames: int) -> None:
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_conv3d_frames_matches_conv3d(
+    cin: int, cout: int, kernel: tuple, frames: int, dtype: torch.dtype
+) -> None:
+    # One conv (depth 1): float64 agrees to rounding (atol 1e-10); float32 sums <= 12 x 27 = 324
+    # products of O(1) values, so reordered accumulation differs by ~324 x 6e-8 x |sum| ~ 1e-5 at
+    # worst: atol 1e-4.
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
     torch.manual_seed(0)
-    conv = torch.nn.Conv3d(cin, cout, kernel, padding=tuple(k // 2 for k in kernel))
-    x = torch.randn(2, frames, cin, 12, 10, requires_grad=True)
-    grad_out = torch.randn(2, frames, cout, 12, 10)
+    conv = torch.nn.Conv3d(cin, cout, kernel, padding=tuple(k // 2 for k in kernel)).to(dtype)
+    x = torch.randn(2, frames, cin, 12, 10, dtype=dtype, requires_grad=True)
+    grad_out = torch.randn(2, frames, cout, 12, 10, dtype=dtype)
     results = []
     for fn in (lambda: _conv3d_frames(x, conv), lambda: conv(x.transpose(1, 2)).transpose(1, 2)):
         x.grad = None
@@ -195,18 +223,18 @@ def test_conv3d_frames_matches_conv3d(cin: int, cout: int, kernel: tuple, frames
         results.append((y.detach(), x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()))
     for got, want in zip(*results, strict=True):
         assert got.shape == want.shape
-        assert (got - want).abs().max().item() < 1e-4
+        assert (got - want).abs().max().item() < tol
     last = _conv3d_frames(x.detach(), conv, last_only=True)
-    assert (last[:, 0] - results[1][0][:, -1]).abs().max().item() < 1e-4
+    assert (last[:, 0] - results[1][0][:, -1]).abs().max().item() < tol
 
 
 def test_interface_contract_and_errors() -> None:
     m = PSTFNet(channels=SMALL, grid_size=4).eval()
     x = torch.rand(2, 3, 5, 32, 48)
     pred = m.predict(x)
-    assert set(pred) == {"scores"} and pred["scores"].shape == (2, 1, 32, 48)
-    assert 0.0 <= pred["scores"].min().item() and pred["scores"].max().item() <= 1.0
-    assert torch.allclose(pred["scores"], torch.sigmoid(m(x)))
+    assert pred.boxes is None and pred.scores.shape == (2, 1, 32, 48)
+    assert 0.0 <= pred.scores.min().item() and pred.scores.max().item() <= 1.0
+    assert torch.allclose(pred.scores, torch.sigmoid(m(x)))  # same computation, same kernels
     assert torch.allclose(m.norm.mean.flatten(), torch.full((3,), 0.359))
     assert torch.allclose(m.norm.std.flatten(), torch.full((3,), 0.15))
     with pytest.raises(ValueError, match="T=4 frames, model num_frames=5"):
@@ -266,16 +294,16 @@ def train_losses(
     return losses
 
 
-@pytest.mark.parametrize(
-    "seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)]
-)
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_small_pstfnet_halves_softiou_loss(seed: int) -> None:
-    # Small widths, 4x4 MSFM grid (the `mirstd demo` setting), 48 px, 50 steps of AdamW lr 3e-2:
-    # last10/first10 = 0.09 / 0.12 / 0.26 for seeds 0 / 1 / 2 (0.11 / 0.33 for seeds 3 / 4),
-    # ~13 s per seed on the shared 2-core CPU (was 100 steps at 64 px, 50-100 s).
+    # Small widths, 4x4 MSFM grid (the `mirstd demo` setting), default head init
+    # (resunet.HEAD_PRIOR), 48 px, 50 steps of AdamW lr 3e-2; every seed runs (issue 9).
+    # Measured last10/first10, seeds 0 / 1 / 2: AVX512 0.128 / 0.155 / 0.302, ATen default
+    # 0.103 / 0.120 / 0.294, avx2 0.092 / 0.121 / 0.329. ~13 s per seed on an idle 2-core CPU.
     torch.manual_seed(seed)
     model = PSTFNet(channels=SMALL, grid_size=4)
     t0 = time.perf_counter()
     losses = train_losses(model, steps=50, batch=4, lr=3e-2, size=48, seed=seed)
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    print(f"pstfnet seed {seed}: {first:.3f} -> {last:.3f} ({last / first:.3f})")
     assert last < 0.5 * first, (first, last, time.perf_counter() - t0)

@@ -213,9 +213,13 @@ def _precise_bn(m: SMFNet, clips: torch.Tensor) -> None:
             m(clips[k : k + 4])
 
 
-def test_loss_falls_quickly():
-    _, _, _, losses = _train(30)
-    assert np.mean(losses[-5:]) < 0.75 * np.mean(losses[:5])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_loss_falls_quickly(seed):
+    # Every seed (issue 9). Measured last5/first5 after 40 steps, seeds 0 / 1 / 2: AVX512 0.526 /
+    # 0.526 / 0.536, ATen default 0.568 / 0.537 / 0.521, avx2 0.513 / 0.510 / 0.473. (At the former
+    # 30 steps the margin was 1 % on one kernel set: default, seed 1, 0.742.)
+    _, _, _, losses = _train(40, seed=seed)
+    assert np.mean(losses[-5:]) < 0.75 * np.mean(losses[:5]), losses
 
 
 @pytest.mark.slow

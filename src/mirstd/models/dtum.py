@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from mirstd.models.base import SegmentMethod
 from mirstd.models.registry import register_model
-from mirstd.models.resunet import HEAD_PRIOR, ClipNorm, ResUNet, check_clip, init_head_prior
+from mirstd.models.resunet import ClipNorm, ResUNet, check_clip, init_head_prior
 
 __all__ = ["DTUM", "DTUMNet", "direction_code", "dtum"]
 
@@ -114,8 +114,9 @@ class DTUMNet(SegmentMethod):
         detach: faithful ``o2.detach()`` (quirk D1); ``False`` for the fixed model.
         mean, std: on [0, 1] inputs; default = NUDT-MIRSDT raw statistics 105.4025 / 26.6452
             divided by 255 (spec §B2).
-        head_prior: prior probability of the DTUM's final 1x1x1 logit conv (default 0.01, see
-            ``resunet.init_head_prior``); ``None`` = PyTorch's default init (the reference code).
+        head_prior: prior probability of the DTUM's final 1x1x1 logit conv
+            (``resunet.init_head_prior``; default ``None``, PyTorch's
+            default init as the reference code; 0.01 for ``loss=bce`` / ``focal``).
     """
 
     task = "segment"
@@ -130,7 +131,7 @@ class DTUMNet(SegmentMethod):
         detach: bool = True,
         mean: float | Sequence[float] = 105.4025 / 255.0,
         std: float | Sequence[float] = 26.6452 / 255.0,
-        head_prior: float | None = HEAD_PRIOR,
+        head_prior: float | None = None,  # resunet.HEAD_PRIOR explains why not 0.01
     ) -> None:
         super().__init__()
         if num_frames < 2:
@@ -145,6 +146,23 @@ class DTUMNet(SegmentMethod):
         x = self.norm(clip)
         feats = torch.stack([self.backbone.forward_frame(x[:, :, t]) for t in range(x.shape[2])], dim=2)
         return self.dtum(feats)
+
+    # Streaming (mirstd.infer.stream): the per-frame ResUNet features are cached. The DTUM itself
+    # is not: its (5,1,1) temporal convs are zero-padded at the clip ends, so every level's value
+    # at a given frame changes as the window slides; it runs once per new frame on the cached maps.
+    def encode_frame(self, frame: torch.Tensor) -> torch.Tensor:
+        """One frame ``(B, C, H, W)`` in [0, 1] -> its backbone features ``(B, feat, H, W)`` (eval)."""
+        if self.training:
+            raise RuntimeError("DTUMNet.encode_frame is for eval mode")
+        return self.backbone.forward_frame(self.norm(frame.unsqueeze(2))[:, :, 0])
+
+    def predict_from_features(self, feats: Sequence[torch.Tensor]):  # noqa: ANN201
+        """``num_frames`` outputs of :meth:`encode_frame`, oldest first -> ``Prediction`` of the last."""
+        from mirstd.models.base import Prediction
+
+        if len(feats) != self.num_frames:
+            raise ValueError(f"DTUMNet: {len(feats)} frames of features, num_frames={self.num_frames}")
+        return Prediction(scores=torch.sigmoid(self.dtum(torch.stack(list(feats), dim=2)).float()))
 
 
 @register_model("dtum")
