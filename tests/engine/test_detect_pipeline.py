@@ -198,7 +198,8 @@ def test_predict_draws_boxes_and_writes_csv(synth_run, synth_native, tmp_path):
 
 
 # ------------------------------------------------------------------------------------ 1. learning
-def test_smfnet_loss_falls_through_engine(tmp_path):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_smfnet_loss_falls_through_engine(tmp_path, seed):
     """Fast variant: 30 engine steps of the SMFNet lab recipe (configs/smfnet.yaml: SGD nesterov, lab
     init, EMA) on synth:smoke cut the mean YOLOX loss by ≥ 30 % (steps 1–10 vs 21–30)."""
     import mirstd.engine
@@ -218,6 +219,7 @@ def test_smfnet_loss_falls_through_engine(tmp_path):
         project=str(tmp_path),
         progress=False,
         plots=False,
+        seed=seed,
     )
     rows = _results(run)
     losses = [float(r["train/loss"]) for r in rows]

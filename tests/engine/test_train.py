@@ -25,12 +25,13 @@ def _env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def test_loss_falls_and_run_folder(tmp_path, stand_in_evaluator):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_loss_falls_and_run_folder(tmp_path, stand_in_evaluator, seed):
     torch.set_num_threads(1)
     run = train(
         train_data=standins.ClipSamples(32),
         val_data=standins.ClipSamples(8, augment=False),
-        **TINY,
+        **{**TINY, "seed": seed},
         steps=40,
         batch=8,
         val_every=10,
