@@ -31,7 +31,10 @@ sys.path.insert(0, str(ROOT / "tools" / "golden"))
 from golden_io import compare  # noqa: E402
 from make_goldens import seeded_input, seeded_mirstd  # noqa: E402
 
-REF_KEYS = json.loads((GOLDEN / "ref_keys.json").read_text())["networks"]
+REF_KEYS = {
+    **json.loads((GOLDEN / "ref_keys.json").read_text())["networks"],
+    **json.loads((GOLDEN / "ref_keys_baselines.json").read_text())["networks"],
+}
 
 # (mapped, dropped as dead layers, kept config buffers, reshaped) for a full reference state dict
 EXPECTED = {
@@ -40,6 +43,11 @@ EXPECTED = {
     "smfnet_itsdt": (711, 36, 0, 0),
     "smfnet_irdst": (819, 72, 0, 0),
     "sstnet": (395, 20, 0, 5),
+    "dnanet": (570, 0, 0, 0),
+    "dnanet_dtum": (627, 0, 0, 0),
+    "isnet": (549, 0, 0, 0),
+    "uiunet": (942, 0, 0, 0),
+    "rdian": (134, 0, 0, 0),
 }
 
 
@@ -187,3 +195,32 @@ def test_dead_layers_map_when_mirstd_builds_them(key: str, kwargs: dict) -> None
     _, rep = map_state_dict(key, fake_reference_state(key), model.state_dict())
     assert rep.ok and not rep.dropped, rep.summary()
     assert len(rep.mapped) == len(REF_KEYS[key]["keys"])
+
+
+def test_isnet_fuse_is_edge_fuse_and_imported_state_reproduces_golden(tmp_path: Path) -> None:
+    """ISNet's authors' ``fuse`` (edge fusion) loads into mirstd's ``edge_fuse``; an authors'-style
+    checkpoint file (``{"state_dict": ...}`` with ``module.`` prefixes) goes through
+    ``mirstd.models.load_reference`` strictly and reproduces the reference's stored output."""
+    from mirstd import models
+
+    rec = json.loads((GOLDEN / "isnet.json").read_text())
+    ref_state = to_reference("isnet", seeded_mirstd("isnet", rec["seed"]), fake_reference_state("isnet"))
+    assert "fuse.weight" in ref_state and "edge_fuse.weight" not in ref_state
+    p = tmp_path / "ISNet.pth.tar"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in ref_state.items()}, "epoch": 1}, p)
+    model, rep = models.load_reference("isnet", p)
+    assert rep.ok and rep.mapped["fuse.weight"] == "edge_fuse.weight"
+    with torch.no_grad():
+        mask, edge = model.double()(seeded_input(tuple(rec["input"]["shape"]), rec["seed"]))
+    compare(rec["outputs"]["mask"], mask, 1e-9)
+    compare(rec["outputs"]["edge"], torch.sigmoid(edge), 1e-9)
+
+
+@pytest.mark.parametrize("key", ["dnanet", "dnanet_dtum"])
+def test_dnanet_trunk_prefix(key: str) -> None:
+    """The authors' DNANet names sit under mirstd's ``trunk`` (the heads keep theirs)."""
+    _, rep = map_state_dict(key, fake_reference_state(key), build(key).state_dict())
+    pre = "DNANet." if key == "dnanet_dtum" else ""
+    assert rep.mapped[f"{pre}conv0_0.0.conv1.weight"] == "trunk.conv0_0.0.conv1.weight"
+    head = f"{pre}final.weight" if key == "dnanet_dtum" else "final4.weight"
+    assert rep.mapped[head] == head[len(pre) :]

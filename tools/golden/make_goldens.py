@@ -9,6 +9,11 @@ the repo (one folder per repository, named ``owner+name``), at the commits below
         TinaLRJ+Multi-frame-infrared-small-target-detection-DTUM   # 61053d8
     git clone https://github.com/psile/SMFNet psile+SMFNet                     # 2f85133
     git clone https://github.com/UESTC-nnLab/SSTNet UESTC-nnLab+SSTNet         # 12e5fff
+    git clone https://github.com/YeRen123455/Infrared-Small-Target-Detection \
+        YeRen123455+Infrared-Small-Target-Detection                            # 21584be
+    git clone https://github.com/RuiZhang97/ISNet RuiZhang97+ISNet             # c5a7548 (branch main)
+    git clone https://github.com/danfenghong/IEEE_TIP_UIU-Net danfenghong+IEEE_TIP_UIU-Net  # 625023a
+    git clone https://github.com/sun11999/RDIAN sun11999+RDIAN                 # e1df518
     .venv/bin/python tools/golden/make_goldens.py --ref-root /tmp/ref [--only dtum,smfnet_itsdt]
 
 Each case builds mirstd's model from a seed (construction + ``distinct_seeded_state``, which
@@ -23,6 +28,11 @@ Changes needed to run the reference code on CPU, applied at run time here (the f
 edited): a stub ``thop`` module (imported at module level for profiling only); SMFNet's
 ``mcfg['pretrained_3d'] = False`` (no Kinetics download; the weights are overwritten anyway);
 DTUM's ``direction`` calls ``Tensor.cuda(arr.device)``, patched to ``Tensor.to(device)``.
+DNANet-DTUM is the DTUM repository's ``models/model_DNANet.py``. ISNet's DCNv2 (TTOA) is a compiled
+CUDA extension: ``dcn_v2.dcn_v2_conv`` is replaced by mirstd's ``layers.deform_conv2d`` (so the
+golden checks everything around the deformable sampling, which mirstd tests on its own), and its
+Sobel-like gradient input (``Get_gradient_nopadding`` of ``train_ISNet.py``, CUDA kernels) is
+computed here in float64 with the same kernels.
 
 ``dtum_released_airground`` additionally needs the authors' ``ResUNet_DTUM_para.pth`` (the
 DTUM repo's ``results/ResUNet_DTUM_SpatialDeepSupFalse_fullySup/``) and the airground-real data:
@@ -61,6 +71,10 @@ REFS = {
     ),
     "smfnet": ("psile/SMFNet", "2f85133fb09f9e60ce9e096133f7f85c252bc132"),
     "sstnet": ("UESTC-nnLab/SSTNet", "12e5ffffd3d6edd21127e08f4d398afac21f86da"),
+    "dnanet": ("YeRen123455/Infrared-Small-Target-Detection", "21584be00d19bc3080c78deee0953af250bed99b"),
+    "isnet": ("RuiZhang97/ISNet", "c5a7548a9abca04208fdf7bd5a5ee97e33cc056d"),
+    "uiunet": ("danfenghong/IEEE_TIP_UIU-Net", "625023aae55fed804460fb275fcec222f2c9c442"),
+    "rdian": ("sun11999/RDIAN", "e1df518bb026aba4d231b96e328eb21ecda37749"),
 }
 DTUM_CKPT = "results/ResUNet_DTUM_SpatialDeepSupFalse_fullySup/ResUNet_DTUM_para.pth"
 AIRGROUND = Path("/work/shared/data/airground-real")
@@ -149,6 +163,83 @@ def ref_sstnet(root: Path) -> torch.nn.Module:
     return importlib.import_module("nets.Network").Network(num_classes=1, num_frame=5)
 
 
+_BASELINE_PATHS: list[str] = []
+
+
+def _add_path(d: Path) -> None:
+    """Put checkout ``d`` first on sys.path, removing the other baselines' checkouts and forgetting
+    their top-level ``model`` / ``models`` packages (DNANet, UIU-Net and RDIAN all name theirs
+    ``model``, a regular package in UIU-Net that would shadow RDIAN's namespace one)."""
+    for name in [n for n in sys.modules if n.split(".")[0] in ("model", "models")]:
+        del sys.modules[name]
+    for p in _BASELINE_PATHS:
+        while p in sys.path:
+            sys.path.remove(p)
+    _BASELINE_PATHS.append(str(d))
+    sys.path.insert(0, str(d))
+    importlib.invalidate_caches()
+
+
+def ref_dnanet(root: Path, deep_supervision: bool = True) -> torch.nn.Module:
+    _add_path(_ref_dir(root, "dnanet"))
+    mod = importlib.import_module("model.model_DNANet")
+    return mod.DNANet(1, 3, mod.Res_CBAM_block, [2, 2, 2, 2], [16, 32, 64, 128, 256],
+                      deep_supervision=deep_supervision)  # fmt: skip
+
+
+def ref_dnanet_dtum(root: Path) -> torch.nn.Module:
+    _add_path(_ref_dir(root, "dtum"))
+    mod = importlib.import_module("models.model_DNANet")
+    return mod.DNANet_DTUM(1, 3, mod.Res_CBAM_block, [2, 2, 2, 2], [16, 32, 64, 128, 256])
+
+
+def ref_uiunet(root: Path) -> torch.nn.Module:
+    _add_path(_ref_dir(root, "uiunet"))
+    return importlib.import_module("model.uiunet").UIUNET(3, 1)
+
+
+def ref_rdian(root: Path) -> torch.nn.Module:
+    _add_path(_ref_dir(root, "rdian"))
+    return importlib.import_module("model.segmentation").RDIAN()
+
+
+def ref_isnet(root: Path) -> torch.nn.Module:
+    d = _ref_dir(root, "isnet") / "model"
+    _add_path(d)
+    sys.path.insert(0, str(d / "DCNv2"))
+    _BASELINE_PATHS.append(str(d / "DCNv2"))
+    # imported at module level, never used by ISNet's forward: ``six`` (config.py) and torchvision's
+    # ``pad`` (my_functionals/custom_functional.py)
+    for name in ("six", "torchvision", "torchvision.transforms", "torchvision.transforms.functional"):
+        sys.modules.setdefault(name, types.ModuleType(name))
+    sys.modules["torchvision.transforms.functional"].pad = None
+    dcn = _import_dcn_v2()
+    from mirstd.models.layers import deform_conv2d
+
+    dcn.dcn_v2_conv = lambda x, off, mask, w, b, s, p, dil, g: deform_conv2d(x, off, mask, w, b, s, p, dil)
+    return importlib.import_module("ISNet").ISNet([4] * 3, [8, 16, 32, 64])
+
+
+def _import_dcn_v2():  # noqa: ANN202 - the reference's dcn_v2 module, its compiled ``_ext`` stubbed
+    if "_ext" not in sys.modules:
+        sys.modules["_ext"] = types.ModuleType("_ext")
+    return importlib.import_module("dcn_v2")
+
+
+def isnet_gradient(x: torch.Tensor) -> torch.Tensor:
+    """``Get_gradient_nopadding`` of ISNet's ``train_ISNet.py`` (per channel sqrt(v^2 + h^2 + 1e-6),
+    v/h: the central differences [0,-1,0;0,0,0;0,1,0] and its transpose, zero padding 1)."""
+    import torch.nn.functional as F
+
+    kv = torch.tensor([[0, -1, 0], [0, 0, 0], [0, 1, 0]], dtype=x.dtype)[None, None]
+    kh = torch.tensor([[0, 0, 0], [-1, 0, 1], [0, 0, 0]], dtype=x.dtype)[None, None]
+    chans = []
+    for i in range(x.shape[1]):
+        xi = x[:, i : i + 1]
+        chans.append(torch.sqrt(F.conv2d(xi, kv, padding=1) ** 2 + F.conv2d(xi, kh, padding=1) ** 2 + 1e-6))
+    return torch.cat(chans, 1)
+
+
 # ----------------------------------------------------------------------------------------------
 # cases
 # ----------------------------------------------------------------------------------------------
@@ -172,6 +263,7 @@ def _record(name, family, key, seed, shape, ref_out, diffs, extra=None) -> dict:
 
 
 def _diff_entry(mine: torch.Tensor, ref: torch.Tensor) -> float:
+    assert mine.shape == ref.shape, f"shape {tuple(mine.shape)} vs reference {tuple(ref.shape)}"
     return float((mine.double() - ref.double()).abs().max())
 
 
@@ -314,6 +406,60 @@ def case_sstnet(root: Path, seed: int = 0) -> dict:
     return _record("sstnet", "sstnet", "sstnet", seed, shape, {"head": summarize(r)}, diffs)
 
 
+def _single_frame_case(name: str, family: str, build, shape, run) -> dict:
+    """Single-frame baselines: ``run(ref, mine, clip) -> ({output name: ref tensor}, {diff name: d})``."""
+    seed = 0
+    mine = seeded_mirstd(name, seed).double()
+    ref = _load_ref(build(), name, mine)
+    clip = seeded_input(shape, seed)
+    with torch.no_grad():
+        outs, diffs = run(ref, mine, clip)
+    return _record(name, family, name, seed, shape, {k: summarize(v) for k, v in outs.items()}, diffs)
+
+
+def _key(mine: torch.nn.Module, clip: torch.Tensor) -> torch.Tensor:
+    return mine.norm(clip[:, :, -1])  # mirstd's normalised key frame (float64 after .double())
+
+
+def _run_dnanet(ref, mine, clip):
+    r = ref(_key(mine, clip))
+    m = mine(clip)
+    outs = {f"final{i + 1}": t for i, t in enumerate(r)}
+    return outs, {f"final{i + 1}": _diff_entry(a, b) for i, (a, b) in enumerate(zip(m, r, strict=True))}
+
+
+def _run_dnanet_dtum(ref, mine, clip):
+    with _cuda_as_to():
+        x = torch.stack([mine.norm(clip[:, :, t]) for t in range(clip.shape[2])], 2)
+        r = ref(x, None, 0)[0][:, :, 0]  # (B, 1, 1, H, W) -> key-frame logits
+        return {"logits": r}, {"float64": _diff_entry(mine(clip), r)}
+
+
+def _run_uiunet(ref, mine, clip):
+    # the reference returns sigmoid(d0..d6); mirstd returns the logits
+    r = ref(_key(mine, clip))
+    m = mine(clip)
+    outs = {f"d{i}": t for i, t in enumerate(r)}
+    return outs, {
+        f"d{i} (sigmoid)": _diff_entry(torch.sigmoid(a), b) for i, (a, b) in enumerate(zip(m, r, strict=True))
+    }
+
+
+def _run_rdian(ref, mine, clip):
+    r = ref(_key(mine, clip))
+    return {"logits": r}, {"float64": _diff_entry(mine(clip), r)}
+
+
+def _run_isnet(ref, mine, clip):
+    x = _key(mine, clip)
+    r_mask, r_edge = ref(x, isnet_gradient(x))  # reference edge: sigmoid of mirstd's edge logits
+    m_mask, m_edge = mine(clip)
+    return {"mask": r_mask, "edge": r_edge}, {
+        "mask": _diff_entry(m_mask, r_mask),
+        "edge (sigmoid)": _diff_entry(torch.sigmoid(m_edge), r_edge),
+    }
+
+
 def case_ref_keys(root: Path) -> dict:
     """Names and shapes of every reference state dict (no values, no code): lets the importer tests
     check a full reference state dict without the reference checkout."""
@@ -349,8 +495,37 @@ def case_ref_keys(root: Path) -> dict:
     }
 
 
+def case_ref_keys_baselines(root: Path) -> dict:
+    """``ref_keys`` for the single-frame deep baselines and DNANet-DTUM (a file of its own)."""
+    builders = {
+        "dnanet": ("dnanet", lambda: ref_dnanet(root)),
+        "dnanet_dtum": ("dtum", lambda: ref_dnanet_dtum(root)),
+        "isnet": ("isnet", lambda: ref_isnet(root)),
+        "uiunet": ("uiunet", lambda: ref_uiunet(root)),
+        "rdian": ("rdian", lambda: ref_rdian(root)),
+    }
+    out = {}
+    for key, (family, build) in builders.items():
+        with contextlib.redirect_stdout(sys.stderr):
+            sd = build().state_dict()
+        out[key] = {
+            "reference": {
+                "repo": REFS[family][0],
+                "commit": REFS[family][1],
+                "key_map": KEY_MAPS[key].reference,
+            },
+            "keys": {k: list(v.shape) for k, v in sd.items()},
+        }
+    return {
+        "case": "ref_keys_baselines",
+        "measured_at_generation": {k: len(v["keys"]) for k, v in out.items()},
+        "networks": out,
+    }
+
+
 CASES = {
     "ref_keys": case_ref_keys,
+    "ref_keys_baselines": case_ref_keys_baselines,
     "pstfnet_modules": case_pstfnet_modules,
     "pstfnet_384": case_pstfnet_full,
     "dtum": case_dtum,
@@ -358,6 +533,21 @@ CASES = {
     "smfnet_itsdt": lambda root: case_smfnet(root, "itsdt"),
     "smfnet_irdst": lambda root: case_smfnet(root, "irdst"),
     "sstnet": case_sstnet,
+    "dnanet": lambda root: _single_frame_case(
+        "dnanet", "dnanet", lambda: ref_dnanet(root), (1, 3, 1, 64, 64), _run_dnanet
+    ),
+    "dnanet_dtum": lambda root: _single_frame_case(
+        "dnanet_dtum", "dtum", lambda: ref_dnanet_dtum(root), (1, 3, 5, 64, 64), _run_dnanet_dtum
+    ),
+    "isnet": lambda root: _single_frame_case(
+        "isnet", "isnet", lambda: ref_isnet(root), (1, 3, 1, 64, 64), _run_isnet
+    ),
+    "uiunet": lambda root: _single_frame_case(
+        "uiunet", "uiunet", lambda: ref_uiunet(root), (1, 3, 1, 64, 64), _run_uiunet
+    ),
+    "rdian": lambda root: _single_frame_case(
+        "rdian", "rdian", lambda: ref_rdian(root), (1, 1, 1, 64, 64), _run_rdian
+    ),
 }
 
 
@@ -372,7 +562,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for name in names:
         t0 = time.time()
-        rec = CASES[name](args.ref_root)
+        with contextlib.redirect_stdout(sys.stderr):  # the reference code's prints
+            rec = CASES[name](args.ref_root)
         # self-check: the stored summary accepts the reference itself and the measured diffs
         path = args.out / f"{name}.json"
         path.write_text(json.dumps(rec, separators=(",", ":")) + "\n")

@@ -259,6 +259,7 @@ def _smfnet_rules(neck: str) -> tuple[tuple[str, str], ...]:
     )
 
 
+_DNANET_REF = "YeRen123455/Infrared-Small-Target-Detection@21584be00d19bc3080c78deee0953af250bed99b"
 _SMF_REF = "psile/SMFNet@2f85133fb09f9e60ce9e096133f7f85c252bc132"
 _PAFPN = r"backbone\.(lateral_conv0|C3_p4|reduce_conv1|C3_p3)\..+"
 
@@ -313,8 +314,45 @@ KEY_MAPS: dict[str, KeyMap] = {
         ),
         released="training scripts train_IRDST.py / train_DAUB.py; model_data weights are Git-LFS objects",
     ),
+    "dnanet": KeyMap(
+        model="dnanet",
+        reference=f"{_DNANET_REF} model/model_DNANet.py (DNANet, Res_CBAM_block, deep_supervision=True)",
+        rules=((r"(final[1-4]?)\.(.+)", r"\1.\2"), (r"(.+)", r"trunk.\1")),
+        released="pretrain_DNANet_model.tar (NUDT-SIRST / NUAA-SIRST / IRSTD-1k, Google Drive / Baidu links in "
+        "the README); read_reference_state unwraps its {'state_dict': ...}",
+    ),
+    "dnanet_dtum": KeyMap(
+        model="dnanet_dtum",
+        reference="TinaLRJ/Multi-frame-infrared-small-target-detection-DTUM@"
+        "61053d83b1243bb8fc828d19b6b58c31eaeb69f3 models/model_DNANet.py (DNANet_DTUM)",
+        rules=(
+            (r"DNANet\.(final)\.(.+)", r"\1.\2"),
+            (r"DNANet\.(.+)", r"trunk.\1"),
+            *(r for r in _dtum_rules() if r[0].startswith("DTUM")),
+        ),
+        released="results/DNANet_DTUM_SpatialDeepSupFalse_fullySup/DNANet_DTUM_para.pth (NUDT-MIRSDT)",
+    ),
+    "isnet": KeyMap(
+        model="isnet",
+        reference="RuiZhang97/ISNet@c5a7548a9abca04208fdf7bd5a5ee97e33cc056d model/ISNet.py (ISNet)",
+        # the authors' ``fuse`` (edge fusion 1x1 conv) is mirstd's ``edge_fuse`` (``fuse`` is a
+        # method name of mirstd's models); everything else keeps the authors' names
+        rules=((r"fuse\.weight", r"edge_fuse.weight"), (r"(.+)", r"\1")),
+        released="authors' checkpoints linked from the README (not in the repository)",
+    ),
+    "uiunet": KeyMap(
+        model="uiunet",
+        reference="danfenghong/IEEE_TIP_UIU-Net@625023aae55fed804460fb275fcec222f2c9c442 model/uiunet.py (UIUNET(3, 1))",
+        rules=((r"(.+)", r"\1"),),
+        released="saved_models/ checkpoints linked from the README (not in the repository)",
+    ),
+    "rdian": KeyMap(
+        model="rdian",
+        reference="sun11999/RDIAN@e1df518bb026aba4d231b96e328eb21ecda37749 model/segmentation.py (RDIAN)",
+        rules=((r"(.+)", r"\1"),),
+        released="checkpoints linked from the README (not in the repository)",
+    ),
 }
-# Other deep baselines (DNANet, ISNet, UIUNet, RDIAN, DNANet-DTUM, ...) are added as entries here.
 ALIASES = {"resunet_dtum": "dtum"}
 
 
