@@ -24,6 +24,7 @@ TASKS: dict[str, tuple[str, str]] = {
     "train": ("mirstd.engine.cli:train_main", "train a model (model=pstfnet data=...)"),
     "val": ("mirstd.infer.cli:val_main", "evaluate a checkpoint (or a classical method) on a split"),
     "predict": ("mirstd.infer.cli:predict_main", "run a model on sequences or video"),
+    "export": ("mirstd.infer.export:export_main", "export a checkpoint to ONNX, checked with onnxruntime"),
     "demo": ("mirstd.report.demo:main", "synthesise, train, evaluate and write a report"),
     "convert-weights": (
         "mirstd.models.weights:convert_main",

@@ -241,11 +241,10 @@ def test_small_smfnet_reaches_ap50_on_smoke_training_clips(tmp_path, seed):
     input_scale 1: 0.009; input_scale 2 with lr 2e-3 / 64 px crops 0.383, lr 4e-3 / 64 px 0.523,
     lr 4e-3 / 96 px (this test) 0.579.
     """
-    from mirstd.engine.validation import run_evaluator
-
     import mirstd.engine
     from mirstd.engine.checkpoint import model_from_checkpoint
     from mirstd.engine.data import clip_dataset, load_sequences
+    from mirstd.infer.evaluate import run_evaluation
     from mirstd.metrics import Evaluator
 
     torch.set_num_threads(2)
@@ -272,7 +271,7 @@ def test_small_smfnet_reaches_ap50_on_smoke_training_clips(tmp_path, seed):
     model, ck = model_from_checkpoint(run / "weights" / "last.pt")
     seqs, _ = load_sequences("synth:smoke", "train")
     clips = clip_dataset(seqs, dict(ck["config"]), 3, train=False, pad_to=32)
-    res = run_evaluator(model, clips, "cpu", evaluator=Evaluator(protocols=["coco"])).compute()
+    res = run_evaluation(model, clips, Evaluator(protocols=["coco"]), "cpu").compute()
     assert res["ap50"] >= 0.5, res
 
 

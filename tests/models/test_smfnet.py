@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from mirstd.models.fuse import fold_batchnorm
 from mirstd.models import create
+from mirstd.models.fuse import fold_batchnorm
 from mirstd.models.smfnet import SMFNET_RECIPE, SMFNet
 from mirstd.models.yolox_blocks import count_params
 from mirstd.utils.boxes import box_iou

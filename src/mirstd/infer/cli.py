@@ -17,6 +17,9 @@ sequence (natural order: 1, 2, ..., 10), or a video (.mp4/.avi/.mov/.mkv; pip in
 Writes to out (default runs/<task>/predict, predict2, ...): scores/<seq>/<frame>.png (16-bit,
 prob x 65535; save_scores=npy for exact floats), overlay/<seq>/<frame>.png, predictions.json (COCO
 results, image_id "<seq>/<frame>") and predictions.csv. `mirstd eval pred=OUT data=...` scores it.
+save_video=true adds overlay/<seq>/overlay.mp4 (targets, scores, frame index; written as frames come).
+weights=FILE.onnx runs a `mirstd export` through onnxruntime. cache=true (default) encodes each frame
+once for models that offer it (pstfnet, dtum; same outputs), see mirstd.infer.stream.
 Keys: see the predict: section of configs/default.yaml."""
 
 VAL_HELP = """usage: mirstd val weights=PATH [data=PATH] [split=val|test|...] [out=DIR] [key=value ...]

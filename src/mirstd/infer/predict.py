@@ -58,13 +58,18 @@ SAVE_SCORES = ("png", "npy", "none")
 class PredictionWriter:
     """Collects and writes one predict run's files (see the module docstring)."""
 
-    def __init__(self, out: Path, save_scores: str = "png", save_overlay: bool = True) -> None:
+    def __init__(
+        self, out: Path, save_scores: str = "png", save_overlay: bool = True, save_video: bool = False
+    ) -> None:
         if save_scores not in SAVE_SCORES:
             raise ConfigError(f"save_scores={save_scores!r}; valid: {', '.join(SAVE_SCORES)}")
         self.out, self.save_scores, self.save_overlay = out, save_scores, save_overlay
         self.rows: list[list[Any]] = []
         self.coco: list[dict[str, Any]] = []
         self._checked: set[tuple[str, str]] = set()
+        self.save_video = bool(save_video)  # overlay/<seq>/overlay.mp4 (mirstd.infer.video), streamed
+        self._video: Any = None
+        self._video_seq: str | None = None
 
     def _check_names(self, seq: str, frame_id: str) -> None:
         """Sequence and frame names come from dataset files: they must not lead outside ``out``."""
@@ -95,6 +100,15 @@ class PredictionWriter:
                 self.out / "overlay" / seq / f"{frame_id}.png",
                 overlay(frame, r["targets"], r["boxes"] is not None),
             )
+        if self.save_video:
+            from mirstd.infer.video import OverlayVideo, annotate
+
+            if self._video_seq != seq:
+                if self._video is not None:
+                    self._video.close()
+                self._video, self._video_seq = OverlayVideo(self.out / "overlay" / seq / "overlay.mp4"), seq
+            label = f"{seq} {frame_id} #{self._video.frames}"
+            self._video.write(annotate(frame, r["targets"], r["boxes"] is not None, label))
         for t in r["targets"]:
             self.rows.append([seq, frame_id, *(round(float(v), 3) for v in t[:6]), round(float(t[6]), 5)])
         # COCO results: the method's own boxes (all, with their scores) when it gives boxes, else the
@@ -105,6 +119,9 @@ class PredictionWriter:
                               "bbox": [x1, y1, x2 - x1, y2 - y1], "score": s})  # fmt: skip
 
     def close(self) -> Path:
+        if self._video is not None:
+            self._video.close()
+            self._video = None
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(CSV_FIELDS)
@@ -158,6 +175,8 @@ def predict(
     save_overlay: bool = True,
     progress: bool = True,
     exist_ok: bool = False,
+    save_video: bool = False,
+    cache: bool = True,
 ) -> Path:
     """Run a checkpoint (or a parameter-free method) over ``source``; returns the output folder.
 
@@ -167,7 +186,14 @@ def predict(
     if out:
         check_out_dir(Path(out), bool(exist_ok), "out", PREDICT_MARKERS)
     dev = resolve_device(device)
-    pred = Predictor(_model(weights, model, model_args, dev), device=dev, frames=frames, pad=pad, conf=conf)
+    pred = Predictor(
+        _model(weights, model, model_args, dev),
+        device=dev,
+        frames=frames,
+        pad=pad,
+        conf=conf,
+        cache=bool(cache),
+    )
     src = Path(str(source))
     if not str(source).startswith("synth:") and not src.exists():
         raise FileNotFoundError(f"source {source} does not exist")
@@ -182,7 +208,7 @@ def predict(
                 source,
                 split,
                 dev,
-                PredictionWriter(tmp, save_scores, bool(save_overlay)),
+                PredictionWriter(tmp, save_scores, bool(save_overlay), bool(save_video)),
                 progress,
             )
     except BaseException:

@@ -27,6 +27,7 @@ from mirstd.data.image import read_frame
 from mirstd.data.sequence import Sequence
 from mirstd.models.base import Method
 from mirstd.models.checkpoint import model_from_checkpoint
+from mirstd.utils.device import resolve_device
 from mirstd.utils.targets import prediction_targets
 
 IMAGE_EXTS = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg")
@@ -44,9 +45,13 @@ def infer_clip(model: Method, clip: torch.Tensor) -> list[dict[str, np.ndarray |
     div = int(model.size_divisor)
     ph, pw = (-h) % div, (-w) % div
     x = F.pad(clip, (0, pw, 0, ph)) if (ph or pw) else clip
-    out = model.predict(x)
+    return prediction_result(model.predict(x), h, w)
+
+
+def prediction_result(out: Any, h: int, w: int) -> list[dict[str, np.ndarray | None]]:
+    """Per sample ``{"scores", "boxes"}`` of a ``Prediction`` on padded input, cropped to ``h x w``."""
     res = []
-    for b in range(clip.shape[0]):
+    for b in range(len(out.scores) if out.scores is not None else len(out.boxes)):
         s = None if out.scores is None else out.scores[b, 0, :h, :w].float().cpu().numpy()
         bx = None
         if out.boxes is not None:
@@ -62,6 +67,10 @@ def load_model(weights: str | Path | Method, device: torch.device) -> tuple[Meth
     """``(model in eval mode on device, training config or {})`` from a checkpoint path or a model."""
     if isinstance(weights, torch.nn.Module):
         return weights.to(device).eval(), {}
+    if str(weights).lower().endswith(".onnx"):  # a `mirstd export`: run by onnxruntime (CPU)
+        from mirstd.infer.export import OnnxMethod
+
+        return OnnxMethod(weights).eval(), {}
     model, ckpt = model_from_checkpoint(weights, device)
     return model, dict(ckpt.get("config") or {})
 
@@ -90,8 +99,9 @@ class Predictor:
         pad: str | None = None,
         conf: float = 0.5,
         fuse: bool = True,
+        cache: bool = True,
     ) -> None:
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         model, cfg = load_model(weights, self.device)
         self.model = model.fuse() if fuse else model
         self.task = model.task  # names output folders only
@@ -103,12 +113,26 @@ class Predictor:
             )
         self.conf = float(conf)
         self.channels = int(model.in_channels)
+        # cache=True: models offering encode_frame/predict_from_features (mirstd.infer.stream)
+        # encode each frame once and keep the last T-1 frames' features; others re-run the clip.
+        from mirstd.infer.stream import Stream, supports_stream
+
+        self._stream = None
+        if cache and supports_stream(self.model) and self.frames == self.model.num_frames:
+            self._stream = Stream(self.model, self.frames, self.pad)
         self.reset()
+
+    @property
+    def cached(self) -> bool:
+        """True when frames go through the feature cache (:mod:`mirstd.infer.stream`)."""
+        return self._stream is not None
 
     def reset(self) -> None:
         """Forget the buffered frames (call between sequences)."""
         self._buf: collections.deque[torch.Tensor] = collections.deque(maxlen=self.frames)
         self._seen = 0
+        if getattr(self, "_stream", None) is not None:
+            self._stream.reset()
 
     def step(self, frame: np.ndarray) -> dict[str, Any] | None:
         """Push one frame (H, W float in [0, 1]) and predict it from the last T frames.
@@ -123,6 +147,8 @@ class Predictor:
             raise ValueError(
                 f"frame {self._seen} is {tuple(f.shape)}, the frames before it {tuple(self._buf[-1].shape)}"
             )
+        if self._stream is not None:
+            return self._step_cached(f)
         if not self._buf and self.pad != "skip":
             first = f if self.pad == "repeat" else torch.zeros_like(f)
             self._buf.extend([first] * (self.frames - 1))
@@ -132,6 +158,22 @@ class Predictor:
             return None
         clip = torch.stack(list(self._buf))[None, None].expand(1, self.channels, -1, -1, -1)
         return with_targets(infer_clip(self.model, clip.to(self.device))[0], self.conf)
+
+    def _step_cached(self, f: torch.Tensor) -> dict[str, Any] | None:
+        if self._buf and f.shape != self._buf[-1].shape:
+            raise ValueError(
+                f"frame {self._seen} is {tuple(f.shape)}, the frames before it {tuple(self._buf[-1].shape)}"
+            )
+        self._buf.clear()
+        self._buf.append(f)  # only the shape check needs it
+        self._seen += 1
+        h, w = f.shape
+        div = int(self.model.size_divisor)
+        x = F.pad(f, (0, (-w) % div, 0, (-h) % div))[None, None].expand(1, self.channels, -1, -1)
+        out = self._stream.step(x.to(self.device))
+        if out is None:
+            return None
+        return with_targets(prediction_result(out, h, w)[0], self.conf)
 
     def predict_frames(self, frames: Iterable[np.ndarray]) -> Iterator[dict[str, Any] | None]:
         self.reset()

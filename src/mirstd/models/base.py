@@ -47,7 +47,9 @@ class Method(nn.Module):
 
     task: ClassVar[str] = "segment"
     default_metric: ClassVar[str] = "iou"
-    uses_masks: ClassVar[bool] = False  # its loss trains on batch["mask"] (the trainer refuses mask-less data)
+    uses_masks: ClassVar[bool] = (
+        False  # its loss trains on batch["mask"] (the trainer refuses mask-less data)
+    )
     in_channels: int = 1
     num_frames: int | None = 1
     size_divisor: int = 1
@@ -71,6 +73,37 @@ class Method(nn.Module):
     def fuse(self) -> nn.Module:
         """An inference-only module with the same ``predict`` output (exact rewrites); default: self."""
         return self
+
+    # -- streaming with cached per-frame features (mirstd.infer.stream) --------------------------
+    def encode_frame(self, frame: torch.Tensor) -> Any:
+        """Per-frame features of one frame ``(B, C, H, W)`` in [0, 1] (eval mode); only networks whose
+        first stage sees each frame alone implement it, together with :meth:`predict_from_features`."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-frame stage to cache")
+
+    def predict_from_features(self, feats: Any) -> Prediction:
+        """``predict`` of the clip whose frames gave ``feats`` (``num_frames`` of :meth:`encode_frame`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-frame stage to cache")
+
+    @property
+    def streamable(self) -> bool:
+        """True when :meth:`encode_frame` / :meth:`predict_from_features` are implemented (T > 1)."""
+        return (
+            type(self).encode_frame is not Method.encode_frame
+            and type(self).predict_from_features is not Method.predict_from_features
+            and isinstance(self.num_frames, int)
+            and self.num_frames > 1
+        )
+
+    # -- ONNX export (mirstd.infer.export) ------------------------------------------------------
+    export_outputs: ClassVar[tuple[str, ...]] = ("scores",)
+
+    def export_forward(self, clip: torch.Tensor) -> Any:
+        """What an ONNX export computes, tensors named by ``export_outputs``; default: the score map."""
+        return self.predict(clip).scores
+
+    def export_card(self) -> dict[str, Any]:
+        """Extra model-card entries of an export, and ``fixed_size: True`` when H, W cannot be dynamic."""
+        return {}
 
     def check_clip(self, clip: torch.Tensor) -> None:
         """Validate a clip against the declared contract; raise ValueError naming what is wrong."""

@@ -745,7 +745,9 @@ class PSTFNet(SegmentMethod):
         if self.msfm_grid == "proportional":
             h, w = levels[0].shape[-2:]
             if (h, w) != self.img_size:
-                raise ValueError(f"PSTFNet(msfm_grid='proportional'): input {(h, w)} != img_size {self.img_size}")
+                raise ValueError(
+                    f"PSTFNet(msfm_grid='proportional'): input {(h, w)} != img_size {self.img_size}"
+                )
         cur = (lambda f: f[:, -1]) if self.fast else (lambda f: f[:, :, -1])
         p = [self.ptam[str(i)](f) if str(i) in self.ptam else cur(f) for i, f in enumerate(levels)]
         y = self.msfm(p) if self.msfm is not None else p

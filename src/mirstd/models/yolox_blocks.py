@@ -285,3 +285,24 @@ class YOLOXDetector(Method):
     def fuse(self) -> nn.Module:
         """Eval copy with BN folded into the convs and channels_last weights (exact up to rounding)."""
         return inference_copy(self)
+
+    # ONNX export (mirstd.infer.export): decoding inside, NMS outside (conf, nms_iou in the card).
+    export_outputs: ClassVar[tuple[str, ...]] = ("boxes", "scores", "classes")
+
+    def export_forward(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``boxes (B, N, 4)`` edge x1, y1, x2, y2 in input pixels, ``scores (B, N)`` = sigmoid(obj) *
+        max sigmoid(cls), ``classes (B, N)``: one row per stride-8 cell, before the conf cut and NMS."""
+        from mirstd.models.yolox_loss import decode
+
+        d = decode(self(clip), 8)
+        cls_prob, cls_id = torch.sigmoid(d[..., 5:]).max(dim=-1)
+        score = torch.sigmoid(d[..., 4]) * cls_prob
+        cxcy, wh = d[..., :2], d[..., 2:4]
+        boxes = torch.cat([cxcy - wh / 2, cxcy + wh / 2], dim=-1)
+        if float(self.input_scale) != 1.0:
+            boxes = boxes / float(self.input_scale)
+        return boxes, score, cls_id
+
+    def export_card(self) -> dict[str, Any]:
+        return {"conf": float(self.conf), "nms_iou": float(self.nms_iou),
+                "nms": "outside: keep scores >= conf, then class-aware NMS at nms_iou"}  # fmt: skip
