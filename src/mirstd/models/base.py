@@ -142,12 +142,16 @@ class SegmentMethod(Method):
         total = fn(outputs.float(), batch["mask"])
         return {"loss": total}
 
+    def final_logits(self, outputs: Any) -> torch.Tensor:
+        """The map ``predict`` scores, from what ``forward`` returns (multi-output nets override it)."""
+        return outputs
+
     @torch.no_grad()
     def predict(self, clip: torch.Tensor) -> Prediction:
         was_training = self.training
         self.eval()
         try:
-            return Prediction(scores=torch.sigmoid(self(clip).float()))
+            return Prediction(scores=torch.sigmoid(self.final_logits(self(clip)).float()))
         finally:
             self.train(was_training)
 

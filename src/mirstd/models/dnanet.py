@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mirstd.models.base import Prediction, SegmentMethod
+from mirstd.models.base import SegmentMethod
 from mirstd.models.dtum import DTUM
 from mirstd.models.layers import IMAGENET_MEAN, IMAGENET_STD, FrameNorm, ResCBAMBlock, key_frame
 from mirstd.models.losses import DeepSupervisionLoss, SoftIoULoss, build_loss
@@ -186,16 +186,9 @@ class DNANet(SegmentMethod):
         outs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         return {"loss": self._loss_fn([o.float() for o in outs], batch["mask"])}
 
-    @torch.no_grad()
-    def predict(self, clip: torch.Tensor) -> Prediction:
-        was_training = self.training
-        self.eval()
-        try:
-            out = self(clip)
-            out = out[-1] if isinstance(out, list) else out
-            return Prediction(scores=torch.sigmoid(out.float()))
-        finally:
-            self.train(was_training)
+    def final_logits(self, outputs: Any) -> torch.Tensor:
+        """The last deep-supervision output (the final map) when ``forward`` returns a list."""
+        return outputs[-1] if isinstance(outputs, list) else outputs
 
 
 class DNANetDTUM(SegmentMethod):

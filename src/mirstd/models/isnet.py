@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mirstd.models.base import Prediction, SegmentMethod
+from mirstd.models.base import SegmentMethod
 from mirstd.models.layers import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -332,14 +332,9 @@ class ISNet(SegmentMethod):
             parts["mask"] = m.detach()
         return {"loss": total, **parts}
 
-    @torch.no_grad()
-    def predict(self, clip: torch.Tensor) -> Prediction:
-        was_training = self.training
-        self.eval()
-        try:
-            return Prediction(scores=torch.sigmoid(self(clip)[0].float()))
-        finally:
-            self.train(was_training)
+    def final_logits(self, outputs: Any) -> torch.Tensor:
+        """The mask logits (``forward`` returns mask and edge logits)."""
+        return outputs[0]
 
 
 @register_model("isnet")

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mirstd.models.base import Prediction, SegmentMethod
+from mirstd.models.base import SegmentMethod
 from mirstd.models.layers import IMAGENET_MEAN, IMAGENET_STD, FrameNorm, SpatialAttention, key_frame
 from mirstd.models.losses import DeepSupervisionLoss, MultiBCELoss, build_loss
 from mirstd.models.registry import register_model
@@ -216,14 +216,9 @@ class UIUNet(SegmentMethod):
             self.set_loss(None)
         return {"loss": self._loss_fn([o.float() for o in outputs], batch["mask"])}
 
-    @torch.no_grad()
-    def predict(self, clip: torch.Tensor) -> Prediction:
-        was_training = self.training
-        self.eval()
-        try:
-            return Prediction(scores=torch.sigmoid(self(clip)[0].float()))
-        finally:
-            self.train(was_training)
+    def final_logits(self, outputs: Any) -> torch.Tensor:
+        """The fused map d0 (``forward`` returns d0..d6)."""
+        return outputs[0]
 
 
 @register_model("uiunet")
