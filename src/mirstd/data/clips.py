@@ -47,7 +47,8 @@ class ClipDataset(torch.utils.data.Dataset):
         pad_to: zero-pad H, W (bottom/right) to a multiple of this (e.g. 32 for full-size eval);
             ``meta["orig_size"]`` keeps the size before padding.
         mask_from: for frames without a mask: ``"points"`` ((2r+1)^2 squares, r = ``mask_radius``),
-            ``"boxes"`` (filled boxes) or None (zeros, ``has_mask`` False).
+            ``"boxes"`` (filled boxes), ``"auto"`` (boxes where the frame has boxes, else points) or
+            None (zeros, ``has_mask`` False).
         point_box: for frames with points but no boxes: fixed box size (8 = DAUB rule) or None (no boxes).
         allow_single_frame: permit multi-frame training on single-frame datasets (frames repeated).
         seed: base seed.
@@ -78,8 +79,9 @@ class ClipDataset(torch.utils.data.Dataset):
             raise ValueError(f"pad={pad!r}; valid: {', '.join(PADS)}")
         if channels not in (1, 3):
             raise ValueError(f"channels={channels}; valid: 1, 3")
-        if mask_from not in (None, "points", "boxes"):
-            raise ValueError(f"mask_from={mask_from!r}; valid: None, 'points', 'boxes'")
+        mask_from = None if mask_from == "none" else mask_from  # "none" overrides a checkpoint's choice
+        if mask_from not in (None, "points", "boxes", "auto"):
+            raise ValueError(f"mask_from={mask_from!r}; valid: None, 'points', 'boxes', 'auto'")
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
         single = [s.name for s in self.sequences if s.meta.get("single_frame")]
@@ -155,7 +157,9 @@ class ClipDataset(torch.utils.data.Dataset):
         has_mask = mask is not None
         if mask is not None:
             mask = (mask > 0).astype(np.uint8)
-        elif self.mask_from == "points" and (lab.has_points or lab.has_boxes):
+        elif self.mask_from == "auto" and lab.has_boxes:  # mixed data: boxes where a frame has them
+            mask, has_mask = boxes_to_mask(boxes, shape), True
+        elif self.mask_from in ("points", "auto") and (lab.has_points or lab.has_boxes):
             mask, has_mask = points_to_mask(points, shape, self.mask_radius), True
         elif self.mask_from == "boxes" and (lab.has_boxes or (lab.has_points and self.point_box)):
             mask, has_mask = boxes_to_mask(boxes, shape), True

@@ -157,9 +157,16 @@ class SequenceDataset:
         return sum(len(s) for s in self.sequences.values())
 
     def split(self, name: str | None) -> list[Sequence]:
-        """Sequences of split ``name`` (all sequences when None or "all"). Unknown names list the valid ones."""
+        """Sequences of split ``name`` (all sequences when None or "all"; ``a+b`` = the union of splits a
+        and b). Unknown names list the valid ones."""
         if name in (None, "all"):
             return list(self.sequences.values())
+        if "+" in name and name not in self.splits:  # a union of splits: "train_distant+train_medium"
+            seen: dict[str, Sequence] = {}
+            for part in name.split("+"):
+                for s in self.split(part):
+                    seen.setdefault(s.name, s)
+            return list(seen.values())
         if name not in self.splits:
             valid = ", ".join(sorted(self.splits)) or "(none: use split=all)"
             raise KeyError(f"dataset {self.name!r} has no split {name!r}; valid splits: {valid}")

@@ -82,7 +82,11 @@ default_collate_clips = collate_clips  # the contract's collate (name used by en
 
 def load_sequences(data: Any, split: str) -> tuple[list[Any], Any]:
     """``(sequences of split, dataset)`` from a path / ``synth:<preset>`` / ``SequenceDataset``."""
-    ds = data if isinstance(data, SequenceDataset) else load_dataset(str(data))
+    ds = (
+        data
+        if isinstance(data, SequenceDataset)
+        else load_dataset(data if isinstance(data, (list, tuple)) else str(data))
+    )
     return ds.split(split), ds
 
 
@@ -94,7 +98,7 @@ def clip_dataset(
     crop = cfg.get("imgsz") if train else None
     if isinstance(crop, (list, tuple)):
         crop = int(crop[0])
-    return ClipDataset(
+    ds = ClipDataset(
         sequences,
         num_frames=int(cfg["frames"]),
         pad=str(cfg["pad"]),
@@ -111,3 +115,18 @@ def clip_dataset(
         intensity_jitter=float(cfg.get("intensity_jitter") or 0.0),
         pad_to=None if train or not pad_to or pad_to <= 1 else int(pad_to),
     )
+    if train and cfg.get("balance"):
+        balance_parts(ds)
+    return ds
+
+
+def balance_parts(ds: ClipDataset) -> None:
+    """Give each source of a merged dataset (``data=[a, b, ...]``) the same number of training clips,
+    by repeating the key frames of the smaller ones (in order, so the seeded sampler stays in charge)."""
+    parts: dict[Any, list[tuple[int, int]]] = {}
+    for si, i in ds.index:
+        parts.setdefault(ds.sequences[si].meta.get("part", 0), []).append((si, i))
+    if len(parts) < 2:
+        return
+    n = max(len(v) for v in parts.values())
+    ds.index = [v[k % len(v)] for _, v in sorted(parts.items()) for k in range(n)]

@@ -123,7 +123,11 @@ def _datasets(
             vseqs, _ = load_sequences(ds, cfg["val_split"])
             splits[cfg["val_split"]] = [s.name for s in vseqs]
             # the evaluation runner's own clips and ground truth (as `mirstd val` builds them)
-            val_data = eval_dataset_for(model, vseqs, {**cfg, "key_stride": int(cfg.get("val_stride") or 1)})
+            val_data = eval_dataset_for(
+                model,
+                vseqs,
+                {**cfg, "key_stride": int(cfg.get("val_stride") or 1), "max_keys": cfg.get("val_frames")},
+            )
     return train_data, val_data, splits
 
 

@@ -75,8 +75,10 @@ def eval_dataset(
     mask_from: str | None = None,
     mask_radius: int = 0,
     point_box: float | None = None,
+    max_keys: int | None = None,
 ) -> ClipDataset:
-    """Full-frame evaluation clips (zero-padded to ``size_divisor``), every ``key_stride``-th key frame."""
+    """Full-frame evaluation clips (zero-padded to ``size_divisor``), every ``key_stride``-th key frame;
+    ``max_keys``: at most that many key frames per sequence, evenly spaced (long videos in validation)."""
     ds = ClipDataset(
         list(sequences),
         num_frames=int(frames),
@@ -89,6 +91,16 @@ def eval_dataset(
     )
     if key_stride > 1:  # each clip still has its full history
         ds.index = [(si, i) for si, i in ds.index if i % key_stride == 0]
+    if max_keys:
+        per: dict[int, list[tuple[int, int]]] = {}
+        for si, i in ds.index:
+            per.setdefault(si, []).append((si, i))
+        ds.index = []
+        for items in per.values():
+            pick = np.unique(
+                np.linspace(0, len(items) - 1, min(int(max_keys), len(items))).round().astype(int)
+            )
+            ds.index += [items[k] for k in pick]
     return ds
 
 
@@ -105,6 +117,7 @@ def eval_dataset_for(model: Method, sequences: Iterable[Sequence], cfg: dict[str
         mask_from=cfg.get("mask_from"),
         mask_radius=int(cfg.get("mask_radius") or 0),
         point_box=cfg.get("point_box"),
+        max_keys=cfg.get("max_keys"),
     )
 
 
@@ -328,7 +341,11 @@ def pick_metric(results: dict[str, Any], name: str) -> float:
 
 
 def _sequences(data: Any, split: str | None) -> tuple[list[Sequence], str]:
-    ds = data if isinstance(data, SequenceDataset) else load_dataset(str(data))
+    ds = (
+        data
+        if isinstance(data, SequenceDataset)
+        else load_dataset(data if isinstance(data, (list, tuple)) else str(data))
+    )
     return ds.split(split), getattr(ds, "name", str(data))
 
 

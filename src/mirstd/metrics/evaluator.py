@@ -29,7 +29,7 @@ from mirstd.metrics._base import FrameData, Metric, add_state
 from mirstd.metrics.classical_figures import ClassicalFigures
 from mirstd.metrics.convert import boxes_to_scores, mask_to_boxes, scores_to_boxes
 from mirstd.metrics.det import DetMetric
-from mirstd.metrics.points import PointPdFa
+from mirstd.metrics.points import PointCurve, PointPdFa
 from mirstd.metrics.seg import (
     CENTROID_VARIANTS,
     SHOOTING_VARIANTS,
@@ -41,7 +41,7 @@ from mirstd.metrics.seg import (
 )
 
 SEG_PROTOCOLS = ("iou", "pdfa_centroid", "pdfa_shooting", "roc_pixel", "pdfa_curve")
-PROTOCOLS = (*SEG_PROTOCOLS, "point", "coco", "classical_figures")
+PROTOCOLS = (*SEG_PROTOCOLS, "point", "point_curve", "coco", "classical_figures")
 _VARIANTS = {
     "pdfa_centroid": CENTROID_VARIANTS,
     "pdfa_shooting": SHOOTING_VARIANTS,
@@ -144,6 +144,7 @@ class Evaluator:
             "roc_pixel": {"bins": roc_bins},
             "pdfa_curve": {"thresholds": curve_thresholds, "variant": centroid_variant, "max_dist": max_dist},
             "point": {"threshold": threshold, "distance": point_distance},
+            "point_curve": {"distance": point_distance, "box_margin": 2.0},
             "coco": {"area_ranges": area_ranges, "conf": conf},
             "classical_figures": {"margin": 20, "rescale": True},
         }
@@ -166,7 +167,7 @@ class Evaluator:
             if variant:
                 kw["variant"] = variant
             cls = {"iou": IoUMetric, "pdfa_centroid": PdFaCentroid, "pdfa_shooting": PdFaShooting,
-                   "roc_pixel": RocPixel, "pdfa_curve": PdFaCurve, "point": PointPdFa, "coco": DetMetric,
+                   "roc_pixel": RocPixel, "pdfa_curve": PdFaCurve, "point": PointPdFa, "point_curve": PointCurve, "coco": DetMetric,
                    "classical_figures": ClassicalFigures}[name]  # fmt: skip
             self._metrics[key] = (cls(**kw), mode)
         return key
@@ -189,6 +190,8 @@ class Evaluator:
                 keys.append(self._metric("coco", None, "direct"))
             if (has_b or (has_s and not has_m)) and has_gt_obj:
                 keys.append(self._metric("point", None, "box_centre" if has_b else "direct"))
+            if (has_b or has_s) and has_gt_obj:  # Pd at a false-alarm budget per frame: every model
+                keys.append(self._metric("point_curve", None, "direct"))
             return keys
         for name, variant in self.protocols:
             if name in SEG_PROTOCOLS:
@@ -212,7 +215,7 @@ class Evaluator:
                     raise ValueError(
                         f"{where}: protocol 'point' needs predictions and GT points, boxes or mask"
                     )
-                keys.append(self._metric(name, None, "box_centre" if has_b else "direct"))
+                keys.append(self._metric(name, None, "box_centre" if has_b and name == "point" else "direct"))
         return keys
 
     def _for_mode(self, fd: FrameData, metric: Metric, mode: str) -> FrameData:

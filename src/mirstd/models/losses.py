@@ -67,6 +67,22 @@ class FocalLoss(nn.Module):
         return loss.mean()
 
 
+class SoftIoUBCELoss(nn.Module):
+    """``SoftIoU + bce_weight * BCE``: the BCE term moves background pixels from the start.
+
+    SoftIoU alone stalls on tiny targets at a ~0.5 initial prediction: its gradient on a background
+    pixel is ``~ inter / union^2`` (1e-6 at 128x128 with a 3x3 target), so nothing moves until the
+    background has fallen by chance; BCE's is 0.5 per pixel. Measured on the real data (issue 11).
+    """
+
+    def __init__(self, bce_weight: float = 1.0, smooth: float = 1.0, pos_weight: float | None = None) -> None:
+        super().__init__()
+        self.iou, self.bce, self.w = SoftIoULoss(smooth), BCELoss(pos_weight), float(bce_weight)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.iou(logits, target) + self.w * self.bce(logits, target)
+
+
 class DeepSupervisionLoss(nn.Module):
     """Mean of a per-output loss over several logit maps (DNANet deep supervision:
     ``L = (1/N) Σ_n base(logits_n, g)``). ``base`` is a loss module or a ``LOSSES`` name
@@ -145,6 +161,7 @@ LOSSES: dict[str, type[nn.Module]] = {
     "softiou": SoftIoULoss,
     "bce": BCELoss,
     "focal": FocalLoss,
+    "softioubce": SoftIoUBCELoss,
     "deepsup": DeepSupervisionLoss,
     "multibce": MultiBCELoss,
     "isnet": ISNetLoss,
@@ -152,7 +169,7 @@ LOSSES: dict[str, type[nn.Module]] = {
 
 
 def build_loss(name: str, **kwargs: Any) -> nn.Module:
-    """Loss by name (``softiou`` | ``bce`` | ``focal`` | ``deepsup`` | ``multibce`` | ``isnet``);
+    """Loss by name (``softiou`` | ``bce`` | ``focal`` | ``softiou_bce`` | ``deepsup`` | ``multibce`` | ``isnet``);
     ``kwargs`` go to its constructor."""
     key = str(name).lower().replace("_", "").replace("-", "")
     if key not in LOSSES:

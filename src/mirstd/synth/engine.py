@@ -23,12 +23,12 @@ from scipy import ndimage
 from mirstd.data.native import write_index, write_sequence
 from mirstd.data.sequence import FrameLabels, Sequence, SequenceDataset
 from mirstd.synth import rng as R
-from mirstd.synth.background import Background, glint_events, make_background
+from mirstd.synth.background import Background, _headroom, glint_events, make_background
 from mirstd.synth.egomotion import EgoMotion, draw_egomotion, prefilter, sample_layer, warp_frame
 from mirstd.synth.intensity import full_mask, scr_local, solve_frame
 from mirstd.synth.motion import Trajectory, simulate, start_positions
 from mirstd.synth.presets import resolve_config, size_of
-from mirstd.synth.realbg import real_clip
+from mirstd.synth.realbg import has_kind, real_canvas, real_clip
 from mirstd.synth.render import render_tile
 from mirstd.synth.sensor import QUANT, apply_bad_pixels, draw_sensor, expose, place_bad_pixels, quantize
 from mirstd.synth.templates import attitude_walk, draw_template
@@ -110,7 +110,7 @@ def _scenes(
     """Noise-free warped scenes B_t (T, H, W), the ego-motion and the background."""
     k, T, size = plan.index, int(cfg["frames"]), size_of(cfg)
     e = cfg["ego"]
-    if plan.family == "real":
+    if real_kind(cfg, seed, plan) == "sequence":
         ego = draw_egomotion(R.stream(seed, k, R.EGO), T, size, p_static=1.0)
         frames, info = _real(cfg, seed, plan, T, size)
         return frames, ego, None, {"real": info}
@@ -127,9 +127,13 @@ def _scenes(
         force_moving=plan.hard,
     )
     hc, wc = ego.canvas_size
-    bg = make_background(
-        plan.family, hc, wc, R.stream(seed, k, R.BACKGROUND), noise_sigma=sensor_noise, hard=plan.hard
-    )
+    if plan.family == "real":  # a real still as the canvas; the camera moves over it
+        canvas, info = real_canvas(cfg["backgrounds"], R.stream(seed, k, R.BACKGROUND), (hc, wc))
+        bg = _headroom(Background("real", canvas, params={"real": info}))
+    else:
+        bg = make_background(
+            plan.family, hc, wc, R.stream(seed, k, R.BACKGROUND), noise_sigma=sensor_noise, hard=plan.hard
+        )
     m = ego.margin
     static = ego.params["static"]
     coeffs = None if static else prefilter(bg.canvas)
@@ -160,6 +164,16 @@ def _glint_image(bg: Background, ego: EgoMotion, t: int, seed: int, k: int) -> n
         if 0 <= r < h and 0 <= c < w:
             img[r, c] += a * 2 * np.pi * sig**2
     return ndimage.gaussian_filter(img, sig, truncate=3.0) if ev else img
+
+
+def real_kind(cfg: dict[str, Any], seed: int, plan: SeqPlan) -> str | None:
+    """``"still"`` or ``"sequence"`` for a ``real`` plan (half each when the folder has both), else None."""
+    if plan.family != "real":
+        return None
+    stills, seqs = has_kind(cfg["backgrounds"], True), has_kind(cfg["backgrounds"], False)
+    if stills and seqs:
+        return "still" if R.stream(seed, plan.index, R.BACKGROUND, 1).random() < 0.5 else "sequence"
+    return "still" if stills else "sequence"
 
 
 def _real(
@@ -321,7 +335,7 @@ def render(cfg: dict[str, Any], seed: int, plan: SeqPlan, keep_background: bool 
     T, (h, w) = int(cfg["frames"]), size_of(cfg)
     bit_depth = int(cfg["bit_depth"])
     lsb = QUANT[bit_depth][0]
-    real = plan.family == "real"
+    real = real_kind(cfg, seed, plan) == "sequence"  # real stills get the full sensor model
     sensor = draw_sensor(R.stream(seed, plan.index, R.SENSOR), (h, w), cfg["sensor"], real=real)
     scenes, ego, _, bg_params = _scenes(cfg, seed, plan, sensor.noise_sigma)
     f0 = np.stack([expose(scenes[t], sensor, R.stream(seed, plan.index, R.NOISE0 + t)) for t in range(T)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from mirstd.data.protocols import find_real
 from mirstd.synth.background import FAMILIES
 from mirstd.synth.templates import SHAPES
 from mirstd.utils.config import ConfigError, merge, unknown_key_message
@@ -63,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
         "bad_fraction": [0.0, 1e-4],
         "real_noise": 0.0,
     },
-    "backgrounds": None,  # folder of real IR frames (searched recursively); None = procedural only
+    "backgrounds": None,  # folder of real IR frames (searched recursively); "auto": ir-backgrounds if present; None = procedural only
     "real_fraction": 1.0,  # share of sequences on real frames when ``backgrounds`` is set
     "real_exclusion": 12,  # px kept clear around a known real target (see docs/synth.md)
     "preview": False,
@@ -71,19 +72,36 @@ DEFAULTS: dict[str, Any] = {
 
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"name": "synth-smoke", "frames": 20, "size": 128, "splits": {"train": 4, "val": 1, "test": 1}},
-    "demo": {"name": "synth-demo", "frames": 40, "size": 128, "splits": {"train": 24, "val": 6, "test": 8}},
+    # demo / standard / large: half the sequences on real backgrounds (ir-backgrounds stills from the
+    # data roots, when present; procedural only otherwise), half on the procedural families.
+    "demo": {
+        "name": "synth-demo",
+        "frames": 40,
+        "size": 128,
+        "splits": {"train": 24, "val": 6, "test": 8},
+        "backgrounds": "auto",
+        "real_fraction": 0.5,
+    },  # fmt: skip
     "small": {
         "name": "synth-small",
         "frames": 100,
         "size": 256,
         "splits": {"train": 40, "val": 10, "test": 10},
     },
-    "standard": {"name": "synth-standard", "splits": {"train": 80, "val": 20, "test": 20}, "test_hard": 12},
+    "standard": {
+        "name": "synth-standard",
+        "splits": {"train": 80, "val": 20, "test": 20},
+        "test_hard": 12,
+        "backgrounds": "auto",
+        "real_fraction": 0.5,
+    },  # fmt: skip
     "large": {
         "name": "synth-large",
         "size": 384,
         "splits": {"train": 280, "val": 60, "test": 60},
         "test_hard": 30,
+        "backgrounds": "auto",
+        "real_fraction": 0.5,
     },
 }
 
@@ -125,7 +143,19 @@ def _preset(name: str) -> dict[str, Any]:
     return {**copy.deepcopy(PRESETS[name]), "preset": name}
 
 
+def resolve_backgrounds(value: Any) -> str | None:
+    """``backgrounds``: a folder, ``"auto"`` (``ir-backgrounds`` from the data roots when present, see
+    :mod:`mirstd.data.protocols`; else procedural only) or None."""
+    if value != "auto":
+        return value
+    try:
+        return str(find_real("ir-backgrounds"))
+    except FileNotFoundError:
+        return None
+
+
 def _validate(cfg: dict[str, Any]) -> None:
+    cfg["backgrounds"] = resolve_backgrounds(cfg.get("backgrounds"))
     for key, valid in (("families", FAMILIES + ("real",)), ("shapes", SHAPES)):
         bad = [k for k in cfg[key] if k not in valid]
         if bad:

@@ -91,7 +91,7 @@ def check_keys(args: dict[str, Any], valid: dict[str, Any], task: str, prefix: s
 NULL_TYPES: dict[str, tuple[type, ...]] = {
     "steps": (int,), "val_every": (int,), "save_every": (int,), "metric": (str,), "device": (str, int),
     "name": (str, int), "frames": (int,), "pad": (str,), "mask_from": (str,), "point_box": (int, float),
-    "key_stride": (int,), "weights": (str,), "out": (str,), "imgsz": (int, list), "seed": (int,),
+    "key_stride": (int,), "val_frames": (int,), "weights": (str,), "out": (str,), "imgsz": (int, list), "seed": (int,),
 }  # fmt: skip
 POSITIVE = {
     "batch",
@@ -122,7 +122,7 @@ def _type_ok(value: Any, default: Any, key: str) -> bool:
     elif isinstance(default, float):
         kinds = (int, float)
     elif isinstance(default, str):
-        kinds = (str,)
+        kinds = (str, list) if key in ("data", "source") else (str,)  # data=[a, b]: several datasets
     elif isinstance(default, (list, tuple)):
         kinds = (list, tuple, int, float, str)
     elif isinstance(default, dict):

@@ -7,6 +7,7 @@ Each reader module defines ``NAME``, ``detect(path) -> bool`` and
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 from pathlib import Path
@@ -14,11 +15,12 @@ from types import ModuleType
 from typing import Any
 
 from mirstd.data.findings import Collector, DataError, Finding
-from mirstd.data.sequence import SequenceDataset
+from mirstd.data.protocols import apply_protocol, load_real
+from mirstd.data.sequence import Sequence, SequenceDataset
 from mirstd.utils.config import ConfigError, unknown_key_message
 
 # Detection order matters: the most specific layouts first.
-_MODULES = ["native", "tensoristd", "nudt_mirsdt", "sirst", "uestc", "coco", "mist", "basicirstd"]
+_MODULES = ["native", "videos", "tensoristd", "nudt_mirsdt", "sirst", "uestc", "coco", "mist", "basicirstd"]
 
 
 def _modules() -> list[ModuleType]:
@@ -57,6 +59,8 @@ def load_dataset(path: str | Path, format: str = "auto", strict: bool = True, **
     :class:`~mirstd.data.findings.DataError` naming the files; ``strict=False`` skips those items and keeps
     the findings in ``dataset.findings`` (what ``mirstd data check`` reports).
     """
+    if isinstance(path, (list, tuple)):
+        return merge_datasets([load_dataset(p, format, strict, **opts) for p in path])
     if isinstance(path, str) and path.split(":", 1)[0] in {*_SOURCES, *_SOURCE_PLUGINS} and ":" in path:
         scheme, name = path.split(":", 1)
         return _load_scheme(scheme, name, **opts)
@@ -79,6 +83,7 @@ def load_dataset(path: str | Path, format: str = "auto", strict: bool = True, **
     ds = mod.read(path, col, **{**fixed, **opts})
     ds.findings.extend(col.items)
     ds.format = fmt
+    apply_protocol(ds)
     errors = [f for f in ds.findings if f.severity == "error"]
     if strict and errors:
         raise DataError(errors, path)
@@ -101,7 +106,7 @@ def verify(ds: SequenceDataset) -> list:
 # ``scheme:`` sources rendered in memory by a higher package (``synth:`` by mirstd.synth), which
 # registers its loader when imported. The data layer never imports them itself; the plug-in module is
 # imported by name on first use only (so ``load_dataset("synth:smoke")`` works from a bare import).
-_SOURCES: dict[str, Any] = {}
+_SOURCES: dict[str, Any] = {"real": load_real}
 _SOURCE_PLUGINS = {"synth": "mirstd.synth"}
 
 
@@ -121,3 +126,35 @@ def _load_scheme(scheme: str, name: str, **opts: Any) -> SequenceDataset:
     if scheme not in _SOURCES:
         raise ValueError(f"{scheme}:{name}: no loader is registered for {scheme}: sources")
     return _SOURCES[scheme](name, **opts)
+
+
+def merge_datasets(parts: list[SequenceDataset]) -> SequenceDataset:
+    """One dataset of several (``data=[real:airground, synth:demo]``): the sequences of all, each split
+    the union of the parts' splits of that name. A sequence name that occurs twice gets its dataset's
+    name and position as a prefix (``<dataset><k>__<sequence>``)."""
+    seen: dict[str, int] = {}
+    for ds in parts:
+        for n in ds.sequences:
+            seen[n] = seen.get(n, 0) + 1
+    seqs: dict[str, Sequence] = {}
+    splits: dict[str, list[str]] = {}
+    for k, ds in enumerate(parts):
+        rename = {}
+        for n, s in ds.sequences.items():
+            new = n if seen[n] == 1 else f"{ds.name}{k}__{n}"
+            rename[n] = new
+            s = dataclasses.replace(s, name=new, meta={**s.meta, "part": k})
+            seqs[new] = s
+        for split, names in ds.splits.items():
+            splits.setdefault(split, []).extend(rename[n] for n in names if n in rename)
+    norms = {ds.norm for ds in parts}
+    return SequenceDataset(
+        seqs,
+        splits,
+        "+".join(ds.name for ds in parts),
+        None,
+        "merged",
+        norms.pop() if len(norms) == 1 else None,
+        {"parts": [{"name": ds.name, "format": ds.format, "root": str(ds.root)} for ds in parts]},
+        [f for ds in parts for f in ds.findings],
+    )
