@@ -26,6 +26,10 @@ TASKS: dict[str, tuple[str, str]] = {
     "predict": ("mirstd.infer.cli:predict_main", "run a model on sequences or video"),
     "export": ("mirstd.infer.export:export_main", "export a checkpoint to ONNX, checked with onnxruntime"),
     "demo": ("mirstd.report.demo:main", "synthesise, train, evaluate and write a report"),
+    "bench": (
+        "mirstd.report.bench:main",
+        "rerun the papers' comparison and write an HTML report (protocol=table1 budget=cpu-quick)",
+    ),
     "convert-weights": (
         "mirstd.models.weights:convert_main",
         "import an authors' checkpoint (src=... model=... out=...)",

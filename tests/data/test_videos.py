@@ -79,6 +79,7 @@ def video_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def fresh_cache(monkeypatch):
     monkeypatch.setattr(V.CACHE, "_items", OrderedDict())
+    monkeypatch.setattr(V.CACHE, "_bytes", 0)
     return V.CACHE
 
 
@@ -91,7 +92,7 @@ def test_detect_count_lazy_and_pixels(video_root, fresh_cache):
     assert seq.meta["class"] == "DRONE" and seq.meta["distance_bin"] == "DISTANT"
     assert len(fresh_cache._items) == 0  # nothing decoded yet
     f5 = seq.load_frame(5)
-    assert list(fresh_cache._items) == [str(video_root / "videos" / "clipA.mp4")]
+    assert list(fresh_cache._items) == [(str(video_root / "videos" / "clipA.mp4"), 0)]  # its chunk
     assert f5.dtype == np.float32 and f5.shape == (H, W)
     ref = clip(0)
     got = np.stack([seq.load_frame(t) for t in range(T)])
@@ -101,7 +102,7 @@ def test_detect_count_lazy_and_pixels(video_root, fresh_cache):
     for t in (0, 6, 11):
         ys, xs = np.unravel_index(np.argmax(got[t]), got[t].shape)
         assert 10 <= ys < 16 and 5 + 4 * t <= xs < 11 + 4 * t
-    assert len(fresh_cache._items) == 1  # the whole video was decoded once
+    assert len(fresh_cache._items) == 1  # the 12 frames are one chunk, decoded once
     with pytest.raises(IndexError, match="frame 12 requested"):
         V._FrameLoader(str(video_root / "videos" / "clipA.mp4"), 12)()
 
@@ -163,12 +164,14 @@ def test_bad_header_is_an_error(video_root):
 
 
 def test_cache_evicts_least_recently_used(video_root):
-    cache = V.VideoCache(limit_mb=1.5 * T * H * W / 2**20)  # room for one video and a half
+    cache = V.VideoCache(
+        limit_mb=1.5 * T * H * W / 2**20
+    )  # room for one chunk (= a 12-frame video) and a half
     a, b = (str(video_root / "videos" / f"clip{n}.mp4") for n in "AB")
-    fa = cache.frames(a)
-    assert cache.frames(a) is fa  # a hit returns the cached array
-    cache.frames(b)
-    assert list(cache._items) == [b]
+    fa = cache.chunk(a, 0)
+    assert cache.chunk(a, 0) is fa  # a hit returns the cached array
+    cache.chunk(b, 0)
+    assert list(cache._items) == [(b, 0)]
 
 
 def test_data_info_and_check_cli(video_root, capsys):

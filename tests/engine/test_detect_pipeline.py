@@ -1,8 +1,8 @@
 """Box detection end to end through the real engine: SMFNet + YOLOX/SimOTA + clip data + Evaluator + predict.
 
 Covers `mirstd train model=smfnet` on (a) a native synthetic dataset, (b) a UESTC list-format dataset
-written here and (c) the real airground-real points (point_box=8 boxes, no splits), learning on
-synth:smoke, and `mirstd predict` drawing boxes and writing the CSV from an SMFNet checkpoint.
+written here and (c) the real airground-real points (point_box=8 boxes, the protocol's named splits),
+learning on synth:smoke, and `mirstd predict` drawing boxes and writing the CSV from an SMFNet checkpoint.
 """
 
 from __future__ import annotations
@@ -123,14 +123,20 @@ AIRGROUND = _shared() / "data" / "airground-real"
     not AIRGROUND.is_dir(), reason=f"shared data not found at {AIRGROUND} (set MIRSTD_SHARED)"
 )
 def test_train_cli_airground_points_to_boxes(tmp_path, capsys):
-    # The dataset has no splits: the default train_split=train is refused with a message naming the fix.
+    from mirstd.data.protocols import AIRGROUND_SPLITS
+
+    # The folder has no splits of its own; mirstd's protocol for it (mirstd.data.protocols) names
+    # train/val/test by sequence, so an unknown split is refused with a message listing those.
     rc = main(
         ["train", "model=smfnet", WIDTH, *COMMON, f"data={AIRGROUND}", "point_box=8", "steps=1"]
-        + [f"project={tmp_path / 'refused'}"]
+        + ["train_split=nosuch", f"project={tmp_path / 'refused'}"]
     )
     err = capsys.readouterr().err
-    assert rc == 1 and "no split 'train'" in err and "split=all" in err
-    # train_split=all trains on every sequence; val_every=0 skips validation (no held-out split),
+    assert rc == 1 and "no split 'nosuch'" in err and "airground_train" in err and "val" in err
+    # ... and the default train_split=train trains on the protocol's train sequences.
+    run = _train([f"data={AIRGROUND}", "point_box=8", "val_every=0", "steps=1"], tmp_path / "default")
+    assert (run / "splits" / "train.txt").read_text().split() == AIRGROUND_SPLITS["train"]
+    # train_split=all trains on every sequence; val_every=0 skips validation (all holds the val sequence),
     # so best.pt is the final model.
     run = _train(
         [f"data={AIRGROUND}", "point_box=8", "train_split=all", "val_every=0", "steps=2"], tmp_path / "runs"

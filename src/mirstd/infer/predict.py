@@ -38,6 +38,7 @@ from mirstd.infer.predictor import (
     with_targets,
 )
 from mirstd.models.base import Method
+from mirstd.models.pretrained import pretrained_names, pretrained_path
 from mirstd.models.registry import create
 from mirstd.utils.config import ConfigError
 from mirstd.utils.device import resolve_device
@@ -138,7 +139,14 @@ def _model(weights: Any, model: str | None, model_args: dict[str, Any] | None, d
         return weights
     net = create(str(model), **(model_args or {}))
     if net.trainable:
-        raise ConfigError(f"model={model!r} has trainable parameters and no weights: give weights=PATH")
+        shipped = pretrained_path(str(model))
+        if shipped is not None and not model_args:  # the package's own weights (mirstd models marks them)
+            return shipped
+        have = ", ".join(pretrained_names()) or "none"
+        raise ConfigError(
+            f"model={model!r} has trainable parameters and no weights: give weights=PATH "
+            f"(names with shipped weights: {have}{'; model_args are not allowed with them' if shipped else ''})"
+        )
     return net.to(device)
 
 

@@ -7,6 +7,7 @@ import json
 import torch
 
 from mirstd.metrics.efficiency import format_profile, profile_model
+from mirstd.models.pretrained import pretrained_names
 from mirstd.models.registry import create, list_models
 from mirstd.utils.config import ConfigError, parse_overrides, task_config
 from mirstd.utils.io import atomic_write_text
@@ -22,12 +23,15 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help", "help") for a in argv):
-        print("usage: mirstd models   (lists every registered method with its paper)")
+        print("usage: mirstd models   (lists every registered method with its paper; * = shipped weights)")
         return 0
     if argv:
         raise ConfigError(f"mirstd models takes no arguments, got {argv}")
+    shipped = set(pretrained_names())
+    print("(* = pretrained weights ship with mirstd: `mirstd predict model=<name> source=...`)")
     for name, doc in list_models().items():
-        print(f"{name:<16} {doc}")
+        mark = "*" if name in shipped else " "
+        print(f"{name:<16}{mark} {doc}")
     return 0
 
 
