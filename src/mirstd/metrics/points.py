@@ -99,7 +99,16 @@ def match_in_boxes(
     return out
 
 
-DEFAULT_CURVE = tuple(np.round(np.concatenate([np.arange(0.05, 0.95, 0.05), [0.95, 0.98, 0.99]]), 4))
+# 0.05 .. 0.9 in steps of 0.05, then denser towards 1: a short training run (or a filter with a
+# wide score range) reaches a budget of a few false alarms per frame only at thresholds near 1.
+DEFAULT_CURVE = tuple(
+    np.round(
+        np.concatenate(
+            [np.arange(0.05, 0.95, 0.05), [0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999]]
+        ),
+        5,
+    )
+)
 FAPF_BUDGETS = (0.05, 0.1, 0.2, 0.5, 1.0)
 
 

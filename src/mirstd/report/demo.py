@@ -6,7 +6,8 @@
 3. score every method — the trained networks and the Top-Hat filter — on the *test* split with the
    same Evaluator, split by sequence mSCR (< 3 / >= 3) as in the PSTFNet paper's Table 1;
 4. score them zero-shot on the real ``airground-real`` sequences when present (point protocol);
-5. write ``<out>/report.md`` with the tables and the ROC / Pd-Fa plots.
+5. write ``<out>/report.md`` and ``<out>/report.html`` (the static page of ``mirstd bench``,
+   :mod:`mirstd.report.html`) with the tables, the ROC / Pd-Fa plots and the run's meta.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from mirstd.metrics import Evaluator
 from mirstd.metrics.report import pdfa_curve, plot_curves
 from mirstd.models.checkpoint import model_from_checkpoint
 from mirstd.models.registry import create
+from mirstd.report import bench
+from mirstd.report import html as html_report
 from mirstd.synth import generate
 from mirstd.utils.config import merge, parse_overrides, task_config
 from mirstd.utils.io import atomic_write_text, write_json
@@ -123,10 +126,15 @@ def synthesise(out: Path, preset: str, seed: int, overrides: dict[str, Any]) -> 
     return data
 
 
+def recipe(key: str, quick: bool) -> dict[str, Any]:
+    """The ``train(...)`` settings of trainable method ``key`` (paths, seed and device filled in later)."""
+    return merge(merge(TRAIN_COMMON, METHODS[key]["train"]), QUICK if quick else {})
+
+
 def train_method(
     key: str, spec: dict[str, Any], data: Path, out: Path, seed: int, quick: bool, device: str | None
 ) -> Path:
-    cfg = merge(merge(TRAIN_COMMON, spec["train"]), QUICK if quick else {})
+    cfg = recipe(key, quick)
     cfg.update(data=str(data), project=str(out / "runs"), name=key, exist_ok=True, seed=seed)
     if device:
         cfg["device"] = device
@@ -223,6 +231,99 @@ def real_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# The HTML report reuses ``mirstd bench``'s row builders and columns (mirstd.report.bench imports
+# from this module only inside functions, so importing it at module level here makes no cycle).
+# Table 1: the bench's columns less the efficiency ones the demo does not measure.
+HTML_TABLE1_COLUMNS = [c for c in bench.COLUMNS["table1"] if c[0] not in ("gflops", "latency_ms")]
+HTML_REAL_COLUMNS = [
+    ("pd_point", "Pd % (point, d<3 px)", "pct"),
+    ("fa_per_frame", "false alarms / frame", "num"),
+    ("fa_pixels", "Fa ×1e-6 (pixels)", "fa"),
+    ("frames", "frames", "int"),
+]
+CONVENTIONS = (
+    "Conventions: IoU accumulated over the split; Pd/Fa `centroid:basicirstd` (8-connected components, "
+    "centroid distance < 3 px, Fa = unmatched component pixels / all pixels) at probability > 0.5; "
+    "mSCR groups by `scr_clean` (low ⇔ mSCR < 3); `Pd@Fa=1e-5` read off the centroid Pd–Fa curve "
+    "(threshold sweep) of the mSCR < 3 group — the matched-false-alarm comparison. "
+    "`≈`: box model scored with its boxes filled as masks (approximate). AP50: COCO AP at IoU 0.5 "
+    "(faster-coco-eval, 101-point), GT boxes from the 8-connected GT mask components, mask models' "
+    "score maps turned into boxes (component extent, score = peak probability)."
+)
+REAL_NOTE = (
+    "Point protocol: a target is detected when a predicted component centroid (or box centre) "
+    "lies within 3 px of the labelled point; false alarms are unmatched components."
+)
+
+
+def html_sections(
+    rows: list[dict[str, Any]],
+    real_rows: list[dict[str, Any]],
+    real_path: Path | None,
+    real_stride: int,
+    plots: list[Path],
+    timings: dict[str, float],
+) -> list[dict[str, Any]]:
+    """The sections of ``report.html`` (see :func:`mirstd.report.html.write_report`): one Table-1
+    table per mSCR group (rows from :func:`mirstd.report.bench.table1_row`), the real-data table
+    (:func:`mirstd.report.bench.real_row`), run folders and timings. Plots named ``low_*`` (the
+    mSCR < 3 curves of :func:`run_demo`) go with the mSCR < 3 table, the others with "all"."""
+    low = [p for p in plots if Path(p).name.startswith("low_")]
+    group_plots = {"low": low, "all": [p for p in plots if p not in low]}
+    sections: list[dict[str, Any]] = []
+    for g, title in bench.GROUPS_TABLE1.items():
+        trs = []
+        for r in rows:
+            res = r["results"]
+            gres = res if g == "all" else res.get("by_scr", {}).get(g)
+            if gres is None:
+                continue
+            vals = bench.table1_row(gres, {})  # no curves here: Pd@Fa comes from the row (mSCR < 3)
+            if g == "low":
+                paf = r.get("pd_at_fa_low")
+                vals["pd_at_fa"] = float(paf) if paf is not None and np.isfinite(paf) else None
+            trs.append({"method": r["label"], **vals, "params": r.get("params")})
+        if trs:
+            sections.append(
+                {
+                    "id": g,
+                    "title": f"Test split, {title}",
+                    "columns": HTML_TABLE1_COLUMNS,
+                    "rows": trs,
+                    "plots": group_plots.get(g, []),
+                }
+            )
+    if real_rows:
+        name = real_path.name if real_path is not None else "real"
+        trs = [
+            {"method": r["label"], **bench.real_row(r["results"]), "fa_pixels": r["results"].get("fa[point]")}
+            for r in real_rows
+        ]
+        sections.append(
+            {
+                "id": "real",
+                "title": f"Zero-shot on real sequences ({name}, every {real_stride}th key frame)",
+                "columns": HTML_REAL_COLUMNS,
+                "rows": trs,
+            }
+        )
+    runs = [{"method": r["label"], "run": r["run"]} for r in rows if r.get("run")]
+    if runs:
+        sections.append(
+            {"id": "runs", "title": "Runs", "columns": [("run", "run folder", "text")], "rows": runs}
+        )
+    sections.append(
+        {
+            "id": "time",
+            "title": "Time (s)",
+            "first": "stage",
+            "columns": [("seconds", "seconds", "s")],
+            "rows": [{"stage": k, "seconds": v} for k, v in timings.items()],
+        }
+    )
+    return sections
+
+
 # ------------------------------------------------------------------------------------------ main
 def run_demo(
     out: str | Path = "runs/demo",
@@ -298,8 +399,10 @@ def run_demo(
         plot_curves(curves_low, out, "low_", "mSCR < 3") if any(curves_low.values()) else []
     )
     timings["total"] = time.perf_counter() - t0
-    report = write_report(out, rows, real_rows, real_path, real_stride, plots, timings, ds, preset, quick)
-    _log(f"report: {report} ({timings['total']:.0f} s)")
+    report = write_report(
+        out, rows, real_rows, real_path, real_stride, plots, timings, ds, preset, quick, seed=seed, device=dev
+    )
+    _log(f"report: {report} and {report.with_name('report.html')} ({timings['total']:.0f} s)")
     return report
 
 
@@ -314,30 +417,32 @@ def write_report(
     ds: Any,
     preset: str,
     quick: bool,
+    *,
+    seed: int | None = None,
+    device: str | None = None,
 ) -> Path:
+    """Write ``<out>/report.md``, ``<out>/report.html`` (same tables and plots, plus the run's meta)
+    and ``<out>/report.json``; returns the path of ``report.md``."""
     mscr = {s.name: s.meta.get("mSCR") for s in ds.split("test")}
     n_low = sum(1 for v in mscr.values() if v is not None and v < 3)
+    data_line = (
+        f"Data: synthetic preset `{preset}` ({len(ds)} sequences, {ds.num_frames} frames; test split "
+        f"{len(mscr)} sequences: {n_low} with mSCR < 3, {len(mscr) - n_low} with mSCR ≥ 3). "
+        "Models chosen on the validation split; every number below is on the test split."
+    )
     lines = [
         "# mirstd demo report",
         "",
         f"mirstd {__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"device {'cuda' if torch.cuda.is_available() else 'cpu'}{' — QUICK MODE (smoke-sized, numbers meaningless)' if quick else ''}.",
         "",
-        f"Data: synthetic preset `{preset}` ({len(ds)} sequences, {ds.num_frames} frames; test split "
-        f"{len(mscr)} sequences: {n_low} with mSCR < 3, {len(mscr) - n_low} with mSCR ≥ 3). "
-        "Models chosen on the validation split; every number below is on the test split.",
+        data_line,
         "",
         "## Table 1 shape: test split by mSCR (IoU %, Pd %, Fa ×10⁻⁶)",
         "",
         table1(rows),
         "",
-        "Conventions: IoU accumulated over the split; Pd/Fa `centroid:basicirstd` (8-connected components, "
-        "centroid distance < 3 px, Fa = unmatched component pixels / all pixels) at probability > 0.5; "
-        "mSCR groups by `scr_clean` (low ⇔ mSCR < 3); `Pd@Fa=1e-5` read off the centroid Pd–Fa curve "
-        "(threshold sweep) of the mSCR < 3 group — the matched-false-alarm comparison. "
-        "`≈`: box model scored with its boxes filled as masks (approximate). AP50: COCO AP at IoU 0.5 "
-        "(faster-coco-eval, 101-point), GT boxes from the 8-connected GT mask components, mask models' "
-        "score maps turned into boxes (component extent, score = peak probability).",
+        CONVENTIONS,
     ]
     if real_rows:
         lines += [
@@ -346,8 +451,7 @@ def write_report(
             "",
             real_table(real_rows),
             "",
-            "Point protocol: a target is detected when a predicted component centroid (or box centre) "
-            "lies within 3 px of the labelled point; false alarms are unmatched components.",
+            REAL_NOTE,
         ]
     lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     lines += ["", "## Runs", ""] + [f"- {r['label']}: `{r['run']}`" for r in rows if r["run"]]
@@ -357,6 +461,37 @@ def write_report(
     atomic_write_text(path, "\n".join(lines) + "\n")
     payload = {"rows": rows, "real": real_rows, "timings": timings}
     write_json(out / "report.json", payload)
+
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    approx = [r["label"] for r in rows if any("box_as_mask" in k for k in r["results"])]
+    notes = [data_line, CONVENTIONS] + ([REAL_NOTE] if real_rows else [])
+    if approx:
+        notes.append(
+            f"Box models scored with their boxes filled as masks (IoU, Pd, Fa approximate): {', '.join(approx)}."
+        )
+    meta = {
+        "seed": seed,
+        "methods": [r["label"] for r in rows],
+        "env": bench.environment(dev),
+        "data": {
+            "preset": preset,
+            "sequences": len(ds),
+            "frames": ds.num_frames,
+            "test_mscr": mscr,
+            "real": str(real_path) if real_rows and real_path else None,
+            "real_key_stride": real_stride if real_rows else None,
+        },
+        "recipes": {
+            r["key"]: recipe(r["key"], quick) for r in rows if "train" in METHODS.get(r.get("key"), {})
+        },
+        "wall_s": timings.get("total", float("nan")),
+        "wall_label": "demo wall time",
+        "warning": "quick=true: smoke-sized training, the numbers mean nothing." if quick else None,
+        "notes": [n.replace("`", "") for n in notes],
+    }
+    title = f"mirstd demo report — preset {preset}{' (quick)' if quick else ''}"
+    sections = html_sections(rows, real_rows, real_path, real_stride, plots, timings)
+    html_report.write_report(out / "report.html", meta, sections, title=title)
     return path
 
 

@@ -27,6 +27,7 @@ FORMATS = {
     "int": (1.0, "{:,.0f}"),
     "flops": (1.0, "{:.3f}"),
     "ms": (1.0, "{:.1f}"),
+    "s": (1.0, "{:.1f}"),
 }
 
 COLOURS = {"hit": (0, 200, 0), "miss": (0, 220, 255), "false": (0, 0, 255)}  # BGR: green, yellow, red
@@ -222,9 +223,11 @@ def write_report(
     title: str | None = None,
 ) -> Path:
     """Write the report. ``meta``: protocol, budget, seed, env (versions, commit, CPU), data,
-    recipes, wall_s. ``sections``: ``{"id", "title", "columns": [(key, header, kind)], "rows":
-    [{"method": label, key: value}], "plots": [png paths]}``, one per group. ``thumbs``: label ->
-    [(caption, png path, counts)] on the same frames for every method."""
+    recipes, wall_s; optional: wall_label (default "bench wall time"), warning (a highlighted line),
+    notes; meta rows whose value is None are left out. ``sections``: ``{"id", "title", "columns":
+    [(key, header, kind)], "rows": [{"method": label, key: value}], "plots": [png paths]}``, one per
+    group (optional ``"first"``: the key and header of the first column, default "method").
+    ``thumbs``: label -> [(caption, png path, counts)] on the same frames for every method."""
     path = Path(path)
     base = path.parent
     env = meta.get("env", {})
@@ -242,7 +245,7 @@ def write_report(
     commit = env.get("commit")
     rows = [
         ("protocol", meta.get("protocol")),
-        ("budget", budget),
+        ("budget", meta.get("budget")),
         ("seed", meta.get("seed")),
         ("methods", ", ".join(meta.get("methods", []))),
         ("mirstd", env.get("mirstd")),
@@ -251,10 +254,12 @@ def write_report(
         ("device", f"{env.get('device')} {env.get('cuda') or ''}".strip()),
         ("CPU", f"{env.get('cpu')} ({env.get('cores')} cores, {env.get('torch_threads')} torch threads, {env.get('isa')})"),
         ("written", env.get("time")),
-        ("bench wall time", f"{meta.get('wall_s', float('nan')):.0f} s"),
+        (meta.get("wall_label", "bench wall time"), f"{meta.get('wall_s', float('nan')):.0f} s"),
     ]  # fmt: skip
-    parts.append('<table class="meta">' + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
-                 + "</table>")  # fmt: skip
+    if meta.get("warning"):
+        parts.append(f'<p class="warn">{_e(meta["warning"])}</p>')
+    trs = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows if v is not None)
+    parts.append(f'<table class="meta">{trs}</table>')
     if meta.get("notes"):
         parts += [f"<p>{_e(n)}</p>" for n in meta["notes"]]
     if skipped:
@@ -267,7 +272,7 @@ def write_report(
     parts.append(f"<p>{nav}</p>")
     for s in sections:
         parts.append(f'<h2 id="{_e(s["id"])}">{_e(s["title"])}</h2>')
-        parts.append(table_html(s["columns"], s["rows"]))
+        parts.append(table_html(s["columns"], s["rows"], s.get("first", "method")))
         if s.get("plots"):
             imgs = "".join(f'<img src="{_e(_rel(p, base))}" alt="{_e(Path(p).stem)}">' for p in s["plots"])
             parts.append(f'<div class="plots">{imgs}</div>')
