@@ -100,9 +100,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validations(rows: list[str]) -> list[dict[str, Any]]:
+    """The val-split figures of every validation in a run's results.csv (Pd at FA/frame budgets)."""
+    if len(rows) < 2:
+        return []
+    head = rows[0].split(",")
+    out = []
+    for r in rows[1:]:
+        vals = dict(zip(head, r.split(",")))
+        keep = {k.split("/", 1)[1]: float(v) for k, v in vals.items()
+                if k.startswith("metrics/pd@fapf") and v not in ("", "nan")}  # fmt: skip
+        out.append({"step": int(float(vals["step"])), "train_loss": float(vals["train/loss"]), **keep})
+    return out
+
+
 def cmd_ship(args: argparse.Namespace) -> int:
     run = Path(args.run)
-    ck = load_checkpoint(run / "weights" / "best.pt")
+    ck = load_checkpoint(run / "weights" / f"{args.checkpoint}.pt")
     cfg = ck.get("config") or {}
     rows = (run / "results.csv").read_text().splitlines() if (run / "results.csv").is_file() else []
     wall = None
@@ -137,6 +151,9 @@ def cmd_ship(args: argparse.Namespace) -> int:
                 "seed",
             )
         },
+        "checkpoint": f"{args.checkpoint}.pt (step {int(ck.get('step', 0))})",
+        "why_this_checkpoint": args.why,
+        "validations": _validations(rows),
         "steps_done": int(ck.get("step", 0)),
         "best_val": ck.get("best_metric"),
         "train_wall_minutes": args.train_minutes if args.train_minutes is not None else wall,
@@ -168,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("run")
     s.add_argument("name")
     s.add_argument("--train-minutes", type=float, default=None)
+    s.add_argument(
+        "--checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="best.pt (chosen on val by the run's metric) or last.pt (end of the schedule)",
+    )
+    s.add_argument("--why", default="best.pt: the run's validation metric", help="recorded in the model card")
     args = ap.parse_args(argv)
     return cmd_eval(args) if args.cmd == "eval" else cmd_ship(args)
 
