@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ import mirstd
 from mirstd.infer.evaluate import validate
 from mirstd.models.checkpoint import load_checkpoint
 from mirstd.models.pretrained import WEIGHTS_DIR, pretrained_path, to_shipped
+from mirstd.report.bench import cpu_info
 from mirstd.utils.io import write_json
 
 TESTS = {
@@ -44,19 +44,8 @@ KEYS = (
 
 
 def _cpu() -> dict[str, Any]:
-    flags = ""
-    try:
-        for ln in Path("/proc/cpuinfo").read_text().splitlines():
-            if ln.startswith("flags"):
-                flags = ln
-                break
-        name = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                    if ln.startswith("model name"))  # fmt: skip
-    except (OSError, StopIteration):
-        name = platform.processor()
-    isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
-    return {"cpu": name, "isa": isa, "torch_capability": torch.backends.cpu.get_cpu_capability(),
-            "threads": torch.get_num_threads()}  # fmt: skip
+    """The bench's CPU record (name, ISA, cores, threads) plus torch's kernel set."""
+    return {**cpu_info(), "torch_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def score(name: str, weights: str | None, stride: int | None = None) -> dict[str, Any]:

@@ -153,7 +153,14 @@ class PointCurve(Metric):
         boxes = fd.gt_boxes if (self.box_margin is not None and fd.gt_boxes is not None) else None
         gt = fd.gt_centres_xy()
         matched, false = [], []
+        top = (
+            float(fd.scores.max()) if fd.boxes is None and fd.scores is not None and fd.scores.size else None
+        )
         for thr in self.thresholds:
+            if top is not None and top <= thr:  # no pixel above thr: no components to label
+                matched.append(0)
+                false.append(0)
+                continue
             t = prediction_targets(fd.scores, fd.boxes, thr)
             xy, score = t[:, 0:2], t[:, 6]
             if boxes is not None and len(boxes):
