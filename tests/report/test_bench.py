@@ -112,6 +112,62 @@ def test_default_methods_per_budget():
     assert "model_args" not in bench.train_recipe("dnanet", "gpu", "d", 0, None)  # paper widths
 
 
+def test_ablation_variants_are_the_papers_switches():
+    from mirstd.models import create
+
+    assert bench.default_methods("ablation", "cpu") == list(bench.ABLATION_VARIANTS)
+    r = bench.ablation_recipe("no_ptam_l12", "cpu-quick", "synth:smoke", 0, None)
+    assert r["model"] == "pstfnet" and r["model_args"] == {"grid_size": 4, "ptam_levels": [2, 3]}
+    assert r["steps"] == bench.BUDGET_SPECS["cpu-quick"]["ablation"]["steps"]
+    # every row of Tables 3-6 names a variant, and every variant builds with its switches
+    used = {v for _, rows in bench.ABLATION_TABLES.values() for v, _, _ in rows}
+    assert used == set(bench.ABLATION_VARIANTS)
+    n = {v: sum(p.numel() for p in create("pstfnet", **a["args"]).parameters())
+         for v, a in bench.ABLATION_VARIANTS.items()}  # fmt: skip
+    assert (
+        n["pstfnet"] > n["no_mc"] and n["pstfnet"] > n["no_sa"] and n["pstfnet"] > n["ptam"] > n["backbone"]
+    )
+    assert n["no_ptam_l1"] > n["no_ptam_l12"] > n["no_ptam_l123"] > n["msfm"]
+    with pytest.raises(ConfigError, match="did you mean no_sa"):
+        bench.resolve_methods(["no_saa"], "ablation", "smoke")
+
+
+def test_smoke_ablation_tables_in_the_papers_order(tmp_path):
+    report = bench.run_bench(protocol="ablation", budget="smoke", methods=["pstfnet", "backbone", "no_sa"],
+                             out=tmp_path, thumbs=0)  # fmt: skip
+    root = report.parent
+    doc = json.loads((root / "methods" / "no_sa.json").read_text())
+    assert doc["status"] == "ok" and doc["label"] == "w/o SA"
+    assert doc["fingerprint"]["spec"]["model_args"]["sa"] is False
+    text = report.read_text()
+    t3 = text.split('id="table3"')[1].split("</table>")[0]
+    assert t3.index("Backbone (ResUNet)") < t3.index("PSTFNet") and "37.17" in t3 and "64.19" in t3
+    t6 = text.split('id="table6"')[1].split("</table>")[0]
+    assert t6.index("w/o SA") < t6.index("PSTFNet") and "w/o MC" not in t6  # not run: left out
+    t4 = text.split('id="table4"')[1].split("</table>")[0]
+    assert "PSTFNet" in t4 and "w/o PTAM L1" not in t4 and "w/o PTAM<" not in t4  # only PSTFNet ran
+    md = bench.markdown_tables(root)
+    assert "**Table 3 — components (all test sequences)**" in md and "| Backbone (ResUNet) |" in md
+
+
+def test_smoke_smfnet_protocol_boxes_pr_and_paper_cost(tmp_path):
+    report = bench.run_bench(protocol="smfnet", budget="smoke", out=tmp_path, thumbs=0)
+    root = report.parent
+    docs = {m: json.loads((root / "methods" / f"{m}.json").read_text()) for m in ("smfnet", "sstnet")}
+    for d in docs.values():
+        assert d["status"] == "ok" and d["kind"] == "deep"
+        row = d["groups"]["all"]
+        assert row["ap50"] is None or 0.0 <= row["ap50"] <= 1.0
+        assert "pr" in d["curves"]["all"] and len(d["curves"]["all"]["pr"]["precision"]) == 101
+        assert d["fingerprint"]["spec"]["model_args"]["width"] == 0.25
+        assert d["paper_latency_input"] == [1, 3, 5, 512, 512]
+    # the SMFNet README's claim: about a third of SSTNet's FLOPs (spec: 41.94 vs 122.87 GFLOPs)
+    ratio = docs["smfnet"]["paper_gflops"] / docs["sstnet"]["paper_gflops"]
+    assert 0.3 < ratio < 0.4, ratio
+    assert 9.5e6 < docs["smfnet"]["paper_params"] < 1.0e7
+    assert "AP50 %" in report.read_text() and (root / "plots" / "all_pr.png").is_file()
+
+
 def test_detection_image_marks_hits_misses_and_false_alarms(tmp_path):
     frame = np.zeros((32, 32), np.float32)
     scores = np.zeros((32, 32), np.float32)
@@ -238,3 +294,9 @@ def test_sigkill_then_resume_keeps_finished_methods(tmp_path):
     assert "tophat: kept" in r.stderr and done.stat().st_mtime_ns == kept
     rows = _csv_rows(tmp_path / "table1" / "results.csv")
     assert [x["method"] for x in rows] == ["tophat"] * 3 + ["resunet"] * 3
+    # the same tables as a bench that was never killed (latency is a measurement: not compared)
+    ref = tmp_path / "uninterrupted"
+    cmd_ref = [*cmd[:-2], f"out={ref}", cmd[-1]]
+    r = subprocess.run(cmd_ref, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert rows == _csv_rows(ref / "table1" / "results.csv")

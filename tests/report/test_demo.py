@@ -20,6 +20,17 @@ def test_pd_at_fa_interpolates_on_log_fa():
     assert math.isnan(pd_at_fa(None, 1e-5))
 
 
+def test_pd_at_fa_does_not_interpolate_from_a_zero_fa_point():
+    # Fa = 0 at a high threshold, then 1e-3: at 1e-5 only the Fa = 0 point is reached (Pd 0.3); the
+    # old log interpolation from a 1e-12 floor gave 0.77, a value the sweep never measured there.
+    curve = {"fa": [1e-3, 0.0, 0.0, 1e-1], "pd": [0.9, 0.1, 0.3, 1.0]}
+    assert pd_at_fa(curve, 1e-5) == pytest.approx(0.3)
+    assert pd_at_fa(curve, 0.0) == pytest.approx(0.3)
+    assert pd_at_fa(curve, 1e-3) == pytest.approx(0.9)
+    assert pd_at_fa(curve, 1e-2) == pytest.approx(0.95)  # halfway in log10 between 1e-3 and 1e-1
+    assert pd_at_fa(curve, 1.0) == pytest.approx(1.0)
+
+
 def test_table1_marks_box_metrics_as_approximate():
     res = {"iou[box_as_mask]": 0.5, "pd[centroid:box_as_mask]": 0.75, "fa[centroid:box_as_mask]": 2e-5}
     row = {"label": "boxes", "params": 10, "results": res, "pd_at_fa_low": float("nan")}

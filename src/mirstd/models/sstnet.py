@@ -159,10 +159,14 @@ class SSTNet(YOLOXDetector):
         motion_branch: bool = False,
         motion_weight: float = 1.0,
         keep_unused: bool = True,
+        input_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if num_frames < 2:
             raise ValueError(f"SSTNet: num_frames must be ≥ 2, got {num_frames}")
+        if not 0.25 <= float(input_scale) <= 8:
+            raise ValueError(f"SSTNet: input_scale must be in [0.25, 8], got {input_scale}")
+        self.input_scale = float(input_scale)  # the lab's resize to 512 px, inside (see YOLOXDetector)
         self.motion_branch, self.motion_weight = bool(motion_branch), float(motion_weight)
         self.num_classes, self.num_frames = num_classes, num_frames
         self.conf, self.nms_iou = conf, nms_iou
@@ -204,7 +208,7 @@ class SSTNet(YOLOXDetector):
             raise ValueError(
                 f"SSTNet was built for T={self.num_frames} frames; got a clip with T={clip.shape[2]}"
             )
-        x = (clip - self.mean) / self.std
+        x = (self._rescale_input(clip) - self.mean) / self.std
         feats = [self.backbone(x[:, :, t]) for t in range(x.shape[2])]  # per frame, as the lab does
         out = self.head(self.neck(feats))
         if self.motion_branch and self.training:

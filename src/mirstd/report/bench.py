@@ -6,13 +6,22 @@ Protocols:
   once into ``<out>/table1/data``); every deep method trained with the budget's one recipe, model
   chosen on the validation split; every classical method run as is; all scored on the *test* split
   by the one evaluation runner, split by sequence mSCR (< 3 / >= 3).
+- ``ablation`` (Tables 3-6): PSTFNet's switches (``ptam_levels``, ``p2d``, ``m3d``, ``msfm``, ``mc``,
+  ``sa``) as the paper's variant rows, each variant trained on the table1 data with the budget's
+  recipe (shorter: ``ablation_steps``) and scored like table1; one table per paper table, rows in
+  the paper's order, the paper's own IoU / Pd / Fa beside ours.
+- ``smfnet``: the SMFNet README's comparison on the box protocol — SMFNet against SSTNet trained
+  on the table1 data with one box recipe, scored with COCO AP50 / AP, the lab's P / R / F1 and
+  point-in-box Pd; PR curves; FLOPs and latency at the paper's 1x3x5x512x512 input (paper
+  configurations) beside the trained (CPU-sized) networks' own.
 - ``real``: the real test splits (``real:airground`` ``test``, every frame or every k-th at small
   budgets; ``real:drone-ir`` ``test_distant``, every k-th key frame); trainable methods use the
   package's shipped weights and are skipped (with the reason recorded) when there are none.
 
 Each finished method writes ``<out>/<protocol>/methods/<method>.json`` atomically; ``resume=true``
 keeps those whose protocol, budget, seed and recipe match, so a killed bench picks up where it
-stopped. At the end: ``results.csv`` (one row per method x group), ``env.json`` and ``report.html``.
+stopped; a method killed during training resumes from its run's ``last.pt`` (exact resume, the
+trainer's) when its recipe is unchanged. At the end: ``results.csv`` (one row per method x group), ``env.json`` and ``report.html``.
 """
 
 from __future__ import annotations
@@ -36,13 +45,14 @@ from mirstd.utils.config import ConfigError, closest, merge, parse_overrides, ta
 from mirstd.utils.io import atomic_write_text, write_json
 
 BENCH_VERSION = 1
-PROTOCOLS = ("table1", "real")
+PROTOCOLS = ("table1", "ablation", "real", "smfnet")
 BUDGETS = ("smoke", "cpu-quick", "cpu", "gpu")
 
 # Default methods. Classical ones are those fast enough for every budget on a 2-core CPU (per 128 px
 # frame, one thread: tophat 2 ms, mpcm 15, lcm 21, maxmedian 32, stlcf 8 (5-frame); ipi and pstnn
 # take ~0.9 s, so they join only at budget=cpu/gpu).
 DEEP = ["pstfnet", "dnanet_dtum", "resunet", "dnanet"]
+BOX = ["smfnet", "sstnet"]
 CLASSICAL_FAST = ["tophat", "maxmedian", "mpcm", "stlcf"]
 CLASSICAL_SLOW = ["ipi", "pstnn"]
 
@@ -79,6 +89,8 @@ BUDGET_SPECS: dict[str, dict[str, Any]] = {
         "real_stride": {"airground_test": 50, "drone_test_distant": 1000},
         "real_max_sequences": 1,
         "latency_iters": 2,
+        "ablation": {"steps": 3, "val_every": 3},
+        "box": {"steps": 3, "val_every": 3, "batch": 2, "imgsz": 32, "precise_bn": 2},
     },
     "cpu-quick": {
         "synth": {"preset": "demo"},
@@ -87,15 +99,19 @@ BUDGET_SPECS: dict[str, dict[str, Any]] = {
         "small_models": True,
         "real_stride": {"airground_test": 5, "drone_test_distant": 25},
         "latency_iters": 5,
+        "ablation": {"steps": 100, "val_every": 50},
+        "box": {"steps": 150, "val_every": 75},
     },
     "cpu": {
-        "synth": {"preset": "demo", "splits": {"train": 48, "val": 8, "test": 16}},
-        "train": {"steps": 4000, "val_every": 1000, "imgsz": 64, "batch": 4, "warmup_steps": 50, "val_stride": 2},
+        "synth": {"preset": "demo", "splits": {"train": 48, "val": 8, "test": 12}},
+        "train": {"steps": 2000, "val_every": 500, "imgsz": 64, "batch": 4, "warmup_steps": 50, "val_stride": 2},
         "common": "cpu",
         "small_models": True,
         "slow_classical": True,
         "real_stride": {"airground_test": 1, "drone_test_distant": 10},
         "latency_iters": 10,
+        "ablation": {"steps": 500, "val_every": 250},
+        "box": {"steps": 1000, "val_every": 250},
     },
     "gpu": {
         "synth": {"preset": "large"},
@@ -105,6 +121,8 @@ BUDGET_SPECS: dict[str, dict[str, Any]] = {
         "slow_classical": True,
         "real_stride": {"airground_test": 1, "drone_test_distant": 10},
         "latency_iters": 20,
+        "ablation": {"steps": 10000, "val_every": 2000},
+        "box": {"steps": 20000, "val_every": 2000},
     },
 }  # fmt: skip
 
@@ -114,6 +132,53 @@ METHOD_TRAIN: dict[str, dict[str, Any]] = {
     "dnanet": {"small": {"channels": [4, 8, 16, 32, 64], "blocks": [1, 1, 1, 1]}},
     "dnanet_dtum": {"small": {"channels": [4, 8, 16, 32, 64], "blocks": [1, 1, 1, 1], "feat_channels": 8}},
 }
+
+# ------------------------------------------------------------------------------------ ablation
+# PSTFNet's switches as the rows of the paper's Tables 3-6 (spec pstfnet.md §A12.3, SHU-MIRST "all":
+# IoU %, Pd %, Fa x1e-6). One trained variant can be a row of several tables ("w/o PTAM" of Tables
+# 4 and 5 is "Backbone + MSFM" of Table 3; "w/o MSFM" of Table 6 is "Backbone + PTAM").
+ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
+    "backbone": {"label": "Backbone (ResUNet)", "args": {"ptam_levels": [], "msfm": False}},
+    "ptam": {"label": "Backbone + PTAM (w/o MSFM)", "args": {"msfm": False}},
+    "msfm": {"label": "Backbone + MSFM (w/o PTAM)", "args": {"ptam_levels": []}},
+    "no_ptam_l123": {"label": "w/o PTAM L1-L3", "args": {"ptam_levels": [3]}},
+    "no_ptam_l12": {"label": "w/o PTAM L1-L2", "args": {"ptam_levels": [2, 3]}},
+    "no_ptam_l1": {"label": "w/o PTAM L1", "args": {"ptam_levels": [1, 2, 3]}},
+    "no_m3d": {"label": "w/o M3DConv", "args": {"m3d": False}},
+    "no_p2d": {"label": "w/o P2DConv", "args": {"p2d": False}},
+    "no_mc": {"label": "w/o MC", "args": {"mc": False}},
+    "no_sa": {"label": "w/o SA", "args": {"sa": False}},
+    "pstfnet": {"label": "PSTFNet", "args": {}},
+}
+# table id -> (title, [(variant, row label as printed, (IoU, Pd, Fa x1e-6) of the paper)])
+ABLATION_TABLES: dict[str, tuple[str, list[tuple[str, str, tuple[float, float, float]]]]] = {
+    "table3": ("Table 3 — components", [
+        ("backbone", "Backbone (ResUNet)", (37.17, 50.41, 24.89)),
+        ("ptam", "Backbone + PTAM", (58.10, 76.23, 12.13)),
+        ("msfm", "Backbone + MSFM", (40.58, 56.78, 11.08)),
+        ("pstfnet", "PSTFNet", (64.19, 82.55, 7.97))]),
+    "table4": ("Table 4 — PTAM at which levels", [
+        ("msfm", "w/o PTAM", (40.58, 56.78, 11.08)),
+        ("no_ptam_l123", "w/o PTAM L1-L3", (43.26, 58.95, 13.14)),
+        ("no_ptam_l12", "w/o PTAM L1-L2", (49.04, 64.02, 9.95)),
+        ("no_ptam_l1", "w/o PTAM L1", (55.33, 72.60, 10.29)),
+        ("pstfnet", "PSTFNet", (64.19, 82.55, 7.97))]),
+    "table5": ("Table 5 — PTAM composition", [
+        ("msfm", "w/o PTAM", (40.58, 56.78, 11.08)),
+        ("no_m3d", "w/o M3DConv", (58.74, 74.99, 7.17)),
+        ("no_p2d", "w/o P2DConv", (53.83, 66.51, 13.23)),
+        ("pstfnet", "PSTFNet", (64.19, 82.55, 7.97))]),
+    "table6": ("Table 6 — MSFM composition", [
+        ("ptam", "w/o MSFM", (58.10, 76.23, 12.13)),
+        ("no_mc", "w/o MC", (60.52, 79.16, 9.25)),
+        ("no_sa", "w/o SA", (62.47, 81.38, 17.18)),
+        ("pstfnet", "PSTFNet", (64.19, 82.55, 7.97))]),
+}  # fmt: skip
+ABLATION_PAPER_COLUMNS = [("paper_iou", "paper IoU %", "num2"), ("paper_pd", "paper Pd %", "num2"),
+                          ("paper_fa", "paper Fa ×1e-6", "num2")]  # fmt: skip
+
+# Box protocol (protocol=smfnet): the paper-configuration input of the cost columns.
+BOX_PAPER_INPUT = (512, 512)
 
 REAL_TESTS: dict[str, dict[str, Any]] = {
     "airground_test": {"data": "real:airground", "split": "test", "label": "airground-real test (points)"},
@@ -141,6 +206,21 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("gflops", "GFLOPs/frame", "flops"),
         ("latency_ms", "latency ms", "ms"),
     ],
+    "smfnet": [
+        ("ap50", "AP50 %", "pct"),
+        ("ap", "AP 50:95 %", "pct"),
+        ("p_lab", "P (lab) %", "pct"),
+        ("r_lab", "R (lab) %", "pct"),
+        ("f1_lab", "F1 (lab) %", "pct"),
+        ("pd_point", "Pd (box centre) %", "pct"),
+        ("fa_per_frame", "FA / frame", "num"),
+        ("params", "params (trained)", "int"),
+        ("gflops", "GFLOPs/clip (trained)", "flops"),
+        ("latency_ms", "latency ms (trained)", "ms"),
+        ("paper_params", "params (paper)", "int"),
+        ("paper_gflops", "GFLOPs 512² (paper)", "flops"),
+        ("paper_latency_ms", "latency ms 512² (paper)", "ms"),
+    ],
     "real": [
         ("pd_point", "Pd % (own thr)", "pct"),
         ("fa_per_frame", "FA / frame", "num"),
@@ -155,13 +235,23 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
 }
 
 
+COLUMNS["ablation"] = COLUMNS["table1"]
+ABLATION_TABLE_COLUMNS = [c for c in COLUMNS["table1"] if c[0] in ("iou", "pd", "fa", "pd_at_fa", "params")]
+ABLATION_TABLE_COLUMNS += ABLATION_PAPER_COLUMNS
+
+
 def _log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------ methods
 def default_methods(protocol: str, budget: str) -> list[str]:
-    """Every deep method and the classical ones fast enough for ``budget``."""
+    """table1 / real: every deep method and the classical ones fast enough for ``budget``; ablation:
+    every variant of Tables 3-6; smfnet: the two box networks."""
+    if protocol == "ablation":
+        return list(ABLATION_VARIANTS)
+    if protocol == "smfnet":
+        return list(BOX)
     slow = CLASSICAL_SLOW if BUDGET_SPECS[budget].get("slow_classical") else []
     return DEEP + CLASSICAL_FAST + slow
 
@@ -190,16 +280,16 @@ def resolve_methods(methods: Any, protocol: str, budget: str) -> list[str]:
     from mirstd.models.registry import list_models
 
     names = _listify(methods) or default_methods(protocol, budget)
-    known = list(list_models())
+    known = list(ABLATION_VARIANTS) if protocol == "ablation" else list(list_models())
     for n in names:
         check_choice("methods", n, known)
     return list(dict.fromkeys(names))
 
 
-def is_trainable(name: str) -> bool:
+def is_trainable(name: str, protocol: str = "table1") -> bool:
     from mirstd.models.registry import create
 
-    return bool(create(name).trainable)
+    return protocol == "ablation" or bool(create(name).trainable)
 
 
 def train_recipe(name: str, budget: str, data: str, seed: int, device: str | None) -> dict[str, Any]:
@@ -224,6 +314,44 @@ def train_recipe(name: str, budget: str, data: str, seed: int, device: str | Non
         cfg["model_args"] = args
     if device:
         cfg["device"] = device
+    return cfg
+
+
+def ablation_recipe(variant: str, budget: str, data: str, seed: int, device: str | None) -> dict[str, Any]:
+    """PSTFNet's table1 recipe with the variant's switches and the budget's ablation length."""
+    cfg = merge(train_recipe("pstfnet", budget, data, seed, device), BUDGET_SPECS[budget]["ablation"])
+    cfg["model_args"] = {**cfg.get("model_args", {}), **ABLATION_VARIANTS[variant]["args"]}
+    return cfg
+
+
+# One box recipe (protocol=smfnet) on top of the budget's: the demo's SMFNet settings — target-rich
+# crops, no intensity jitter, precise BN, model chosen on val AP50 (see mirstd.report.demo.METHODS).
+BOX_TRAIN: dict[str, Any] = {
+    "target_crop_prob": 0.8,
+    "intensity_jitter": 0.0,
+    "batch": 8,
+    "lr": 2.0e-3,
+    "weight_decay": 5.0e-4,
+    "warmup_steps": 10,
+    "precise_bn": 20,
+    "metric": "ap50",
+}
+# CPU-sized box networks: a quarter of the paper widths; both get the lab's 2x input enlargement
+# (its letterbox to 512 px enlarges small frames) so their 8x8 boxes are seen on the stride-8 grid.
+BOX_SMALL: dict[str, dict[str, Any]] = {
+    "smfnet": {"width": 0.25, "input_scale": 2.0, "prior_prob": 0.01},
+    "sstnet": {"width": 0.25, "input_scale": 2.0},
+}
+
+
+def box_recipe(name: str, budget: str, data: str, seed: int, device: str | None) -> dict[str, Any]:
+    spec = BUDGET_SPECS[budget]
+    cfg = train_recipe(name, budget, data, seed, device)
+    if spec["common"] == "cpu":  # gpu: the family's own recipe (configs/<family>.yaml)
+        cfg = merge(cfg, BOX_TRAIN)
+    cfg = merge(cfg, spec["box"])
+    if spec.get("small_models") and name in BOX_SMALL:
+        cfg["model_args"] = {**cfg.get("model_args", {}), **BOX_SMALL[name]}
     return cfg
 
 
@@ -262,6 +390,23 @@ def table1_row(res: dict[str, Any], curves: dict[str, Any]) -> dict[str, Any]:
         "pd_at_fa": float(paf) if np.isfinite(paf) else None,
         "auc": _num(res, "auc[roc]"),
         "ap50": ap if ap is not None and ap >= 0 else None,
+        "frames": res.get("frames"),
+        "sequences": res.get("sequences"),
+    }
+
+
+def box_row(res: dict[str, Any], curves: dict[str, Any]) -> dict[str, Any]:
+    """Box protocol: COCO AP50 / AP, the lab's P / R / F1 (mean interpolated precision up to the
+    reached recall), point-in-box Pd at the model's threshold."""
+    ap = _num(res, "ap50")
+    return {
+        "ap50": ap if ap is not None and ap >= 0 else None,
+        "ap": _num(res, "ap"),
+        "p_lab": _num(res, "p[lab]"),
+        "r_lab": _num(res, "r[lab]"),
+        "f1_lab": _num(res, "f1[lab]"),
+        "pd_point": _num(res, "pd[point]"),
+        "fa_per_frame": _num(res, "fa_per_frame[point]"),
         "frames": res.get("frames"),
         "sequences": res.get("sequences"),
     }
@@ -448,10 +593,18 @@ def load_result(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | Non
 def _train(name: str, recipe: dict[str, Any], root: Path) -> Path:
     from mirstd.engine.trainer import train
 
-    for old in (root / "runs").glob(f"*/{name}"):
-        if old.is_dir():  # a run of an earlier (killed or other-budget) bench: start it afresh
-            shutil.rmtree(old)
     cfg = dict(recipe, project=str(root / "runs"), name=name, exist_ok=True)
+    for old in (root / "runs").glob(f"*/{name}"):
+        last = old / "weights" / "last.pt"
+        if last.is_file():  # a killed bench: continue its run exactly (the trainer refuses a changed recipe)
+            try:
+                run = Path(train(**cfg, resume=str(last)))
+                _log(f"train {name}: resumed {last}")
+                return run
+            except ConfigError as e:
+                _log(f"train {name}: not resuming {last} ({e}); starting afresh")
+        if old.is_dir():  # a run of an earlier (other-recipe) bench, or one killed before any checkpoint
+            shutil.rmtree(old)
     _log(f"train {name}: {cfg['steps']} steps, batch {cfg['batch']}, crops {cfg['imgsz']} px")
     return Path(train(**cfg))
 
@@ -466,7 +619,7 @@ def _table1_method(
 
     root, dev, budget = ctx["root"], ctx["device"], ctx["budget"]
     timings: dict[str, float] = {}
-    doc: dict[str, Any] = {"method": name, "label": label(name)}
+    doc: dict[str, Any] = {"method": name, "label": ctx["labels"].get(name, label(name))}
     if ctx["trainable"][name]:
         t = time.perf_counter()
         run = _train(name, ctx["specs"][name], root)
@@ -478,19 +631,26 @@ def _table1_method(
         doc.update(kind="classical", run=None, weights=None)
     model.eval()
     t = time.perf_counter()
-    ev = score(model, ctx["test"], dev, desc=f"test {name}", evaluator=_evaluator())
+    evaluator = ctx.get("evaluator", _evaluator)()
+    ev = score(model, ctx["test"], dev, desc=f"test {name}", evaluator=evaluator)
     timings["test"] = time.perf_counter() - t
     res = ev.compute()
     groups: dict[str, Any] = {}
     curves: dict[str, Any] = {}
+    make_row = ctx.get("row", table1_row)
     for g in GROUPS_TABLE1:
         gres = res if g == "all" else res.get("by_scr", {}).get(g)
         if gres is None:
             continue
         c = ev.curves(None if g == "all" else g)
-        groups[g] = table1_row(gres, c)
+        groups[g] = make_row(gres, c)
         curves[g] = _curves_jsonable(c)
-    doc.update(efficiency(model, ctx["frame_shape"], dev, BUDGET_SPECS[budget]["latency_iters"]))
+    iters = BUDGET_SPECS[budget]["latency_iters"]
+    doc.update(efficiency(model, ctx["frame_shape"], dev, iters))
+    if ctx.get("paper_cost"):  # the paper configuration at the paper input (random weights)
+        paper = ctx["paper_cost"](name)
+        cost = efficiency(paper, BOX_PAPER_INPUT, dev, max(1, iters // 2))
+        doc.update({f"paper_{k}": v for k, v in cost.items()})
     if ctx["thumbs"]:
         from mirstd.infer.evaluate import eval_dataset_for
 
@@ -583,9 +743,9 @@ def _report(root: Path, docs: list[dict[str, Any]], meta: dict[str, Any]) -> Pat
     from mirstd.report import html
 
     protocol = meta["protocol"]
-    names = GROUPS_TABLE1 if protocol == "table1" else {k: v["label"] for k, v in REAL_TESTS.items()}
+    names = {k: v["label"] for k, v in REAL_TESTS.items()} if protocol == "real" else GROUPS_TABLE1
     ok = [d for d in docs if d.get("status") == "ok"]
-    sections = []
+    sections = ablation_sections(ok) if protocol == "ablation" else []
     for g, title in names.items():
         rows = [{"method": d["label"], **{c: d["groups"][g].get(c, d.get(c)) for c, _, _ in COLUMNS[protocol]}}
                 for d in ok if g in d.get("groups", {})]  # fmt: skip
@@ -598,6 +758,60 @@ def _report(root: Path, docs: list[dict[str, Any]], meta: dict[str, Any]) -> Pat
               for d in ok if d.get("thumbs")}  # fmt: skip
     skipped = [(d["label"], d.get("reason", "")) for d in docs if d.get("status") != "ok"]
     return html.write_report(root / "report.html", meta, sections, thumbs=thumbs, skipped=skipped)
+
+
+def ablation_sections(docs: list[dict[str, Any]], group: str = "all") -> list[dict[str, Any]]:
+    """One report section per paper table (3-6): its rows in the paper's order, ours (``group``) beside
+    the paper's IoU / Pd / Fa; variants not run are left out."""
+    by = {d["method"]: d for d in docs if group in d.get("groups", {})}
+    out = []
+    for tid, (title, rows) in ABLATION_TABLES.items():
+        trs = []
+        for variant, row_label, (iou, pd, fa) in rows:
+            if variant not in by:
+                continue
+            d = by[variant]
+            vals = {c: d["groups"][group].get(c, d.get(c)) for c, _, _ in ABLATION_TABLE_COLUMNS}
+            trs.append({**vals, "variant": row_label, "paper_iou": iou, "paper_pd": pd, "paper_fa": fa})
+        if trs:
+            out.append({"id": tid, "title": f"{title} ({GROUPS_TABLE1[group]})", "columns": ABLATION_TABLE_COLUMNS,
+                        "rows": trs, "plots": [], "first": "variant"})  # fmt: skip
+    return out
+
+
+def markdown_tables(root: str | Path) -> str:
+    """The finished methods of a bench folder (``<out>/<protocol>``) as Markdown tables, one per
+    report section (what docs/bench.md quotes)."""
+    import json
+
+    from mirstd.report.html import cell
+
+    root = Path(root)
+    docs = [json.loads(p.read_text()) for p in sorted((root / "methods").glob("*.json"))]
+    fp = docs[0]["fingerprint"] if docs else {"protocol": "table1", "budget": "cpu-quick"}
+    protocol = fp["protocol"]
+    order = {n: i for i, n in enumerate(default_methods(protocol, fp["budget"]))}
+    ok = sorted((d for d in docs if d.get("status") == "ok"), key=lambda d: order.get(d["method"], 99))
+    sections = ablation_sections(ok) if protocol == "ablation" else []
+    names = {k: v["label"] for k, v in REAL_TESTS.items()} if protocol == "real" else GROUPS_TABLE1
+    for g, title in names.items():
+        rows = [{"method": d["label"], **{c: d["groups"][g].get(c, d.get(c)) for c, _, _ in COLUMNS[protocol]}}
+                for d in ok if g in d.get("groups", {})]  # fmt: skip
+        if rows:
+            sections.append({"title": title, "columns": COLUMNS[protocol], "rows": rows, "first": "method"})
+    lines = []
+    for sec in sections:
+        cols = sec["columns"]
+        lines += [f"**{sec['title']}**", "", "| " + " | ".join([sec["first"], *(h for _, h, _ in cols)]) + " |",
+                  "|---" + "|---:" * len(cols) + "|"]  # fmt: skip
+        for r in sec["rows"]:
+            lines.append(
+                "| "
+                + " | ".join([str(r[sec["first"]]), *(cell(r.get(k), kind)[0] for k, _, kind in cols)])
+                + " |"
+            )
+        lines.append("")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------ main
@@ -623,47 +837,12 @@ def run_bench(
     (root / "methods").mkdir(parents=True, exist_ok=True)
     spec = BUDGET_SPECS[budget]
     ctx: dict[str, Any] = {"root": root, "device": dev, "budget": budget, "seed": int(seed)}
-    ctx["trainable"] = {n: is_trainable(n) for n in names}
-
-    data_desc: dict[str, Any]
-    if protocol == "table1":
-        from mirstd.data.readers import load_dataset
-        from mirstd.report.demo import synthesise
-
-        synth = dict(spec["synth"])
-        preset = synth.pop("preset")
-        data = synthesise(root, preset, int(seed), synth)
-        ds = load_dataset(data)
-        ctx["test"] = ds.split("test")
-        ctx["frame_shape"] = _frame_shape(ctx["test"][0])
-        ctx["specs"] = {
-            n: train_recipe(n, budget, str(data), int(seed), device) if ctx["trainable"][n] else {"model": n}
-            for n in names
-        }
-        ctx["thumbs"] = int(thumbs)
-        ctx["thumb_dir"] = root / "thumbs"
-        ctx["picks"] = pick_frames(ctx["test"], GROUPS_TABLE1, int(thumbs)) if thumbs else []
-        data_desc = {"synth": spec["synth"], "seed": int(seed), "path": str(data), "test_sequences": len(ctx["test"]),
-                     "mscr": {s.name: _mscr(s) for s in ctx["test"]}}  # fmt: skip
-        ctx["data_key"] = {"synth": spec["synth"]}
-        run_one = _table1_method
+    ctx["trainable"] = {n: is_trainable(n, protocol) for n in names}
+    ctx["labels"] = {n: label(n) for n in names}
+    if protocol == "real":
+        data_desc, run_one = _setup_real(ctx, names, spec)
     else:
-        ctx["real"], missing = _real_tests(spec)
-        if not ctx["real"]:
-            raise FileNotFoundError(f"protocol=real: no real test data found ({'; '.join(missing)})")
-        first = next(iter(ctx["real"].values()))[0]
-        ctx["frame_shape"] = _frame_shape(first)
-        ctx["specs"] = {n: {"model": n, "weights": "shipped" if ctx["trainable"][n] else None} for n in names}
-        data_desc = {
-            "tests": {
-                k: {**REAL_TESTS[k], "key_stride": spec["real_stride"][k], "sequences": [s.name for s in v]}
-                for k, v in ctx["real"].items()
-            },
-            "missing": missing,
-        }
-        ctx["data_key"] = {k: {**v, "sequences": [s.name for s in ctx["real"].get(k, [])],
-                               "key_stride": spec["real_stride"][k]} for k, v in REAL_TESTS.items()}  # fmt: skip
-        run_one = _real_method
+        data_desc, run_one = _setup_synth(ctx, names, protocol, budget, int(seed), device, int(thumbs))
 
     docs = []
     for n in names:
@@ -699,6 +878,68 @@ def run_bench(
     return report
 
 
+def _setup_synth(
+    ctx: dict[str, Any],
+    names: list[str],
+    protocol: str,
+    budget: str,
+    seed: int,
+    device: str | None,
+    thumbs: int,
+) -> tuple[dict[str, Any], Any]:
+    """table1 / ablation / smfnet: render the budget's synthetic bench data and set the recipes."""
+    from mirstd.data.readers import load_dataset
+    from mirstd.report.demo import synthesise
+
+    spec = BUDGET_SPECS[budget]
+    root = ctx["root"]
+    synth = dict(spec["synth"])
+    preset = synth.pop("preset")
+    data = synthesise(root, preset, seed, synth)
+    ctx["test"] = load_dataset(data).split("test")
+    ctx["frame_shape"] = _frame_shape(ctx["test"][0])
+    recipe = {"table1": train_recipe, "ablation": ablation_recipe, "smfnet": box_recipe}[protocol]
+    ctx["specs"] = {
+        n: recipe(n, budget, str(data), seed, device) if ctx["trainable"][n] else {"model": n} for n in names
+    }
+    if protocol == "ablation":
+        ctx["labels"] = {n: ABLATION_VARIANTS[n]["label"] for n in names}
+    if protocol == "smfnet":
+        from mirstd.infer.evaluate import build_evaluator
+        from mirstd.models.registry import create
+
+        ctx["evaluator"] = lambda: build_evaluator({"protocols": ["coco", "point", "point_curve"]})
+        ctx["row"] = box_row
+        ctx["paper_cost"] = lambda n: create(n).eval()
+    ctx["thumbs"] = thumbs
+    ctx["thumb_dir"] = root / "thumbs"
+    ctx["picks"] = pick_frames(ctx["test"], GROUPS_TABLE1, thumbs) if thumbs else []
+    data_desc = {"synth": spec["synth"], "seed": seed, "path": str(data), "test_sequences": len(ctx["test"]),
+                 "mscr": {s.name: _mscr(s) for s in ctx["test"]}}  # fmt: skip
+    ctx["data_key"] = {"synth": spec["synth"]}
+    return data_desc, _table1_method
+
+
+def _setup_real(ctx: dict[str, Any], names: list[str], spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """real: the real test splits found in the data roots; shipped weights for trainable methods."""
+    ctx["real"], missing = _real_tests(spec)
+    if not ctx["real"]:
+        raise FileNotFoundError(f"protocol=real: no real test data found ({'; '.join(missing)})")
+    first = next(iter(ctx["real"].values()))[0]
+    ctx["frame_shape"] = _frame_shape(first)
+    ctx["specs"] = {n: {"model": n, "weights": "shipped" if ctx["trainable"][n] else None} for n in names}
+    data_desc = {
+        "tests": {
+            k: {**REAL_TESTS[k], "key_stride": spec["real_stride"][k], "sequences": [s.name for s in v]}
+            for k, v in ctx["real"].items()
+        },
+        "missing": missing,
+    }
+    ctx["data_key"] = {k: {**v, "sequences": [s.name for s in ctx["real"].get(k, [])],
+                           "key_stride": spec["real_stride"][k]} for k, v in REAL_TESTS.items()}  # fmt: skip
+    return data_desc, _real_method
+
+
 def _frame_shape(seq: Any) -> tuple[int, int]:
     f = seq.load_frame(0)
     return int(f.shape[0]), int(f.shape[1])
@@ -730,7 +971,7 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         print(
-            "keys: protocol=table1|real budget=smoke|cpu-quick|cpu|gpu methods=[pstfnet,...] (null: the "
+            "keys: protocol=table1|ablation|real|smfnet budget=smoke|cpu-quick|cpu|gpu methods=[pstfnet,...] (null: the "
             "protocol's default) out=runs/bench resume=false seed=0 device=null thumbs=2"
         )
         return 0

@@ -173,16 +173,25 @@ def load_method(key: str, spec: dict[str, Any], run_dir: Path | None, device: st
 
 # ------------------------------------------------------------------------------------------ report
 def pd_at_fa(curve: dict[str, np.ndarray] | None, fa: float) -> float:
-    """Pd read off a Pd-Fa curve at false-alarm rate ``fa`` (log-linear interpolation; nan if unreached)."""
+    """Pd of a Pd-Fa curve at false-alarm rate ``fa``; nan when no measured point has Fa <= ``fa``.
+
+    Between two measured points with Fa > 0 the curve is interpolated linearly in log10(Fa) (the curve
+    as drawn on a log axis). Below the lowest positive Fa the value is the best point with Fa = 0: a
+    segment from Fa = 0 has no log-axis length to interpolate along, and any interpolation there would
+    depend on an arbitrary floor (Pd could come out above what the sweep measured at that Fa).
+    """
     if not curve:
         return float("nan")
     f, p = np.asarray(curve["fa"], float), np.asarray(curve["pd"], float)
-    order = np.argsort(f)
+    order = np.argsort(f, kind="stable")
     f, p = f[order], np.maximum.accumulate(p[order])
     if f.size == 0 or fa < f[0]:
-        return float("nan") if f.size == 0 else float(p[0]) if fa >= f[0] else float("nan")
-    lf = np.log10(np.maximum(f, 1e-12))
-    return float(np.interp(np.log10(fa), lf, p))
+        return float("nan")
+    i = int(np.searchsorted(f, fa, side="right")) - 1  # last measured point with Fa <= fa
+    if f[i] <= 0 or i + 1 >= f.size or f[i] == fa:
+        return float(p[i])
+    w = (np.log10(fa) - np.log10(f[i])) / (np.log10(f[i + 1]) - np.log10(f[i]))
+    return float(p[i] + w * (p[i + 1] - p[i]))
 
 
 def _cell(res: dict[str, Any] | None, key: str, scale: float = 100.0, fmt: str = "{:.2f}") -> str:
