@@ -170,7 +170,8 @@ def real_kind(cfg: dict[str, Any], seed: int, plan: SeqPlan) -> str | None:
     """``"still"`` or ``"sequence"`` for a ``real`` plan (half each when the folder has both), else None."""
     if plan.family != "real":
         return None
-    stills, seqs = has_kind(cfg["backgrounds"], True), has_kind(cfg["backgrounds"], False)
+    split = cfg.get("background_split")
+    stills, seqs = has_kind(cfg["backgrounds"], True, split), has_kind(cfg["backgrounds"], False, split)
     if stills and seqs:
         return "still" if R.stream(seed, plan.index, R.BACKGROUND, 1).random() < 0.5 else "sequence"
     return "still" if stills else "sequence"
@@ -180,7 +181,12 @@ def _real(
     cfg: dict[str, Any], seed: int, plan: SeqPlan, T: int, size: tuple[int, int]
 ) -> tuple[np.ndarray, dict]:
     return real_clip(
-        cfg["backgrounds"], R.stream(seed, plan.index, R.BACKGROUND), T, size, int(cfg["real_exclusion"])
+        cfg["backgrounds"],
+        R.stream(seed, plan.index, R.BACKGROUND),
+        T,
+        size,
+        int(cfg["real_exclusion"]),
+        split=cfg.get("background_split"),
     )
 
 

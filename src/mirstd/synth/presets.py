@@ -65,6 +65,9 @@ DEFAULTS: dict[str, Any] = {
         "real_noise": 0.0,
     },
     "backgrounds": None,  # folder of real IR frames (searched recursively); "auto": ir-backgrounds if present; None = procedural only
+    # a data set given as ``backgrounds`` (real:drone-ir, a videos folder): the split whose sequences
+    # are used (None: its ``train`` split when it has one, else all; val/test scenes stay out)
+    "background_split": None,
     "real_fraction": 1.0,  # share of sequences on real frames when ``backgrounds`` is set
     "real_exclusion": 12,  # px kept clear around a known real target (see docs/synth.md)
     "preview": False,
@@ -144,8 +147,9 @@ def _preset(name: str) -> dict[str, Any]:
 
 
 def resolve_backgrounds(value: Any) -> str | None:
-    """``backgrounds``: a folder, ``"auto"`` (``ir-backgrounds`` from the data roots when present, see
-    :mod:`mirstd.data.protocols`; else procedural only) or None."""
+    """``backgrounds``: a folder (images, or a videos layout), a named real data set (``real:drone-ir``),
+    ``"auto"`` (``ir-backgrounds`` from the data roots when present, see :mod:`mirstd.data.protocols`;
+    else procedural only) or None."""
     if value != "auto":
         return value
     try:

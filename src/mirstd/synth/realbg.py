@@ -16,10 +16,17 @@ normalised correlation > 0.8) or **stills** (unrelated target-free frames, e.g. 
 Either way targets are rendered at the requested SCR measured on the real background (the solve of
 ``mirstd.synth.render`` runs on the exposed real frames), so the SCR guarantee holds.
 
+**Labelled real datasets and videos.** ``backgrounds`` may also name a data set mirstd reads — a
+named real data set (``real:drone-ir``, ``real:airground``) or a videos layout
+(``<root>/videos/*.mp4`` + ``labels/*.csv``). Its sequences are moving real
+backgrounds (video frames decoded lazily through the reader's cache); only its ``train`` split is
+used when it has one (``background_split`` picks another), so the scenes of validation and test
+sequences never appear in synthetic training data.
+
 **Real targets are excluded, not relabelled.** When a source has known target points — a TensorISTD
-layout ``<root>/anno/<dir name>.txt`` (1-based ``x y`` per frame, e.g. airground-real) — the crop
-window is chosen so that every real target position of the clip lies at least ``exclusion`` px
-outside it. A real target without a mask cannot get a trustworthy mask/box/SCR, so it is cropped
+layout ``<root>/anno/<dir name>.txt`` (1-based ``x y`` per frame, e.g. airground-real), or the
+boxes / points of a labelled data set — the crop window is chosen so that every real target (point
+or box) of the clip lies at least ``exclusion`` px outside it. A real target without a mask cannot get a trustworthy mask/box/SCR, so it is cropped
 away rather than labelled. Frames with unknown real targets must be target-free (user's duty).
 """
 
@@ -28,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +48,28 @@ class RealSource:
     frames: tuple[Path, ...]
     points: np.ndarray | None  # (n_frames, 2) 0-based (x, y) of the real target, or None
     still: bool = False  # one target-free still image (camera moved over it), not a sequence
+    seq: Any = None  # a mirstd Sequence of a labelled data set (frames and targets from its reader)
+
+    def __len__(self) -> int:
+        return len(self.seq) if self.seq is not None else len(self.frames)
+
+    def frame(self, i: int) -> np.ndarray:
+        """Frame ``i`` in nominal 8-bit DN (float64)."""
+        if self.seq is None:
+            return _load(self.frames[i])
+        depth = int(self.seq.bit_depth or 8)
+        return self.seq.load_frame(i).astype(np.float64) * (255.0 / (2**depth - 1) if depth != 8 else 1.0)
+
+    def targets(self, i: int) -> np.ndarray:
+        """Known real targets of frame ``i`` as (k, 4) boxes x1, y1, x2, y2 (points: zero-size boxes)."""
+        if self.seq is None:
+            if self.points is None:
+                return np.zeros((0, 4))
+            x, y = self.points[i]
+            return np.array([[x, y, x, y]])
+        lab = self.seq.labels[i]
+        pts = np.asarray(lab.points, np.float64).reshape(-1, 2)
+        return np.concatenate([np.asarray(lab.boxes, np.float64).reshape(-1, 4), np.hstack([pts, pts])])
 
 
 def _anno_for(root: Path, seq_dir: Path, n: int) -> np.ndarray | None:
@@ -56,8 +86,31 @@ def _anno_for(root: Path, seq_dir: Path, n: int) -> np.ndarray | None:
     return pts[:n]
 
 
+def _dataset_sources(path: str, split: str | None) -> tuple[RealSource, ...] | None:
+    """Sources of a data set a reader detects (or a named ``real:`` one); None for a plain folder."""
+    from mirstd.data.readers import load_dataset, videos
+
+    # Image folders keep the directory rules above (a TensorISTD tree such as airground-real included);
+    # only named real data sets and video layouts go through their reader.
+    if not path.startswith("real:") and not videos.detect(Path(path)):
+        return None
+    ds = load_dataset(path)
+    if split is None and "train" in ds.splits:
+        split = "train"  # never the val / test scenes in synthetic training data
+    try:
+        seqs = ds.split(split)
+    except KeyError as e:
+        raise ValueError(f"synth key 'background_split': {e}") from e
+    if not seqs:
+        raise ValueError(f"synth key 'backgrounds': {path} (split {split}) holds no sequences")
+    return tuple(RealSource(s.name, (), None, seq=s) for s in seqs)
+
+
 @lru_cache(maxsize=8)
-def scan_folder(path: str) -> tuple[RealSource, ...]:
+def scan_folder(path: str, split: str | None = None) -> tuple[RealSource, ...]:
+    found = _dataset_sources(str(path), split)
+    if found is not None:
+        return found
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"synth key 'backgrounds': {root} is not a folder of IR frames")
@@ -90,8 +143,8 @@ def _same_scene(frames: list[Path]) -> bool:
     return den > 0 and float((a * b).sum()) / den > 0.8
 
 
-def has_kind(path: str, still: bool) -> bool:
-    return any(s.still == still for s in scan_folder(str(path)))
+def has_kind(path: str, still: bool, split: str | None = None) -> bool:
+    return any(s.still == still for s in scan_folder(str(path), split))
 
 
 def real_canvas(path: str, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
@@ -122,39 +175,53 @@ def _load(p: Path) -> np.ndarray:
     return img.astype(np.float64) * scale
 
 
+def _near_window(boxes: np.ndarray, oy: int, ox: int, h: int, w: int, exclusion: int) -> bool:
+    """Whether any box (x1, y1, x2, y2) comes within ``exclusion`` px of the crop window."""
+    if not len(boxes):
+        return False
+    return bool(
+        np.any(
+            (boxes[:, 0] < ox + w - 1 + exclusion)
+            & (boxes[:, 2] > ox - exclusion)
+            & (boxes[:, 1] < oy + h - 1 + exclusion)
+            & (boxes[:, 3] > oy - exclusion)
+        )
+    )
+
+
 def real_clip(
-    path: str, rng: np.random.Generator, num_frames: int, size: tuple[int, int], exclusion: int = 12
+    path: str,
+    rng: np.random.Generator,
+    num_frames: int,
+    size: tuple[int, int],
+    exclusion: int = 12,
+    split: str | None = None,
 ) -> tuple[np.ndarray, dict]:
     """(T, H, W) frames cropped from a real source, real targets kept ≥ ``exclusion`` px outside."""
-    sources = [s for s in scan_folder(str(path)) if not s.still]
+    sources = [s for s in scan_folder(str(path), split) if not s.still]
     if not sources:
         raise ValueError(f"synth: {path} holds no real sequences (only stills)")
     h, w = size
     for _ in range(50):
         src = sources[int(rng.integers(len(sources)))]
-        n = len(src.frames)
+        n = len(src)
         start = int(rng.integers(n))
         idx = [_pingpong(start + t, n) for t in range(num_frames)]
-        fh, fw = _load(src.frames[idx[0]]).shape
+        first = src.frame(idx[0])
+        fh, fw = first.shape
         if fh < h or fw < w:
             raise ValueError(f"synth: real frames of {src.name} are {fh}x{fw}, smaller than size={h}x{w}")
         oy, ox = int(rng.integers(fh - h + 1)), int(rng.integers(fw - w + 1))
-        if src.points is not None:
-            pts = src.points[idx]
-            inside = (
-                (pts[:, 0] > ox - exclusion)
-                & (pts[:, 0] < ox + w - 1 + exclusion)
-                & (pts[:, 1] > oy - exclusion)
-                & (pts[:, 1] < oy + h - 1 + exclusion)
-            )
-            if inside.any():
-                continue
-        frames = np.stack([_load(src.frames[i])[oy : oy + h, ox : ox + w] for i in idx])
+        labelled = src.points is not None or src.seq is not None
+        if labelled and any(_near_window(src.targets(i), oy, ox, h, w, exclusion) for i in idx):
+            continue
+        frames = np.stack([(first if k == 0 else src.frame(i))[oy : oy + h, ox : ox + w]
+                           for k, i in enumerate(idx)])  # fmt: skip
         return frames, {
             "source": src.name,
             "start": start,
             "crop_yx": [oy, ox],
-            "real_target_excluded": src.points is not None,
+            "real_target_excluded": labelled,
         }
     raise ValueError(
         f"synth: no crop of {h}x{w} keeps the known real targets of {path} at least {exclusion} px outside; use a smaller size"
