@@ -89,6 +89,21 @@ def test_resume_recomputes_only_the_missing_method(smoke, tmp_path, monkeypatch)
         assert bench.load_result(root / "methods" / "tophat.json", {**fp, **change}) is None
 
 
+def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, capsys):
+    bench.run_bench(budget="smoke", methods=["resunet"], out=tmp_path, thumbs=0)
+    root = tmp_path / "table1"
+    before = _csv_rows(root / "results.csv")
+    (root / "methods" / "resunet.json").unlink()  # as if killed after the training's last.pt
+    capsys.readouterr()
+    bench.run_bench(budget="smoke", methods=["resunet"], out=tmp_path, resume=True, thumbs=0)
+    assert "train resunet: resumed" in capsys.readouterr().err
+    assert _csv_rows(root / "results.csv") == before
+    # another recipe (seed) cannot continue that run: it starts afresh
+    bench.run_bench(budget="smoke", methods=["resunet"], out=tmp_path, resume=True, thumbs=0, seed=1)
+    err = capsys.readouterr().err
+    assert "not resuming" in err and "starting afresh" in err
+
+
 def test_unknown_keys_and_values_name_the_closest(capsys):
     from mirstd.cli import main
 

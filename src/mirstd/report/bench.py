@@ -597,8 +597,8 @@ def _train(name: str, recipe: dict[str, Any], root: Path) -> Path:
     for old in (root / "runs").glob(f"*/{name}"):
         last = old / "weights" / "last.pt"
         if last.is_file():  # a killed bench: continue its run exactly (the trainer refuses a changed recipe)
-            try:
-                run = Path(train(**cfg, resume=str(last)))
+            try:  # None = "the trainer's default", which the saved config holds resolved
+                run = Path(train(**{k: v for k, v in cfg.items() if v is not None}, resume=str(last)))
                 _log(f"train {name}: resumed {last}")
                 return run
             except ConfigError as e:
