@@ -60,6 +60,12 @@ class RealSource:
         depth = int(self.seq.bit_depth or 8)
         return self.seq.load_frame(i).astype(np.float64) * (255.0 / (2**depth - 1) if depth != 8 else 1.0)
 
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of the frames, without decoding a video when its reader knows the size."""
+        if self.seq is not None and self.seq.size:
+            return int(self.seq.size[0]), int(self.seq.size[1])
+        return self.frame(0).shape  # type: ignore[return-value]
+
     def targets(self, i: int) -> np.ndarray:
         """Known real targets of frame ``i`` as (k, 4) boxes x1, y1, x2, y2 (points: zero-size boxes)."""
         if self.seq is None:
@@ -207,16 +213,15 @@ def real_clip(
         n = len(src)
         start = int(rng.integers(n))
         idx = [_pingpong(start + t, n) for t in range(num_frames)]
-        first = src.frame(idx[0])
-        fh, fw = first.shape
+        fh, fw = src.shape()
         if fh < h or fw < w:
             raise ValueError(f"synth: real frames of {src.name} are {fh}x{fw}, smaller than size={h}x{w}")
         oy, ox = int(rng.integers(fh - h + 1)), int(rng.integers(fw - w + 1))
         labelled = src.points is not None or src.seq is not None
+        # targets first: a rejected window costs no decoding
         if labelled and any(_near_window(src.targets(i), oy, ox, h, w, exclusion) for i in idx):
             continue
-        frames = np.stack([(first if k == 0 else src.frame(i))[oy : oy + h, ox : ox + w]
-                           for k, i in enumerate(idx)])  # fmt: skip
+        frames = np.stack([src.frame(i)[oy : oy + h, ox : ox + w] for i in idx])
         return frames, {
             "source": src.name,
             "start": start,
