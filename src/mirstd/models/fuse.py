@@ -25,6 +25,22 @@ _CONVS = (nn.Conv2d, nn.Conv3d)
 _BNS = (nn.BatchNorm2d, nn.BatchNorm3d)
 
 
+def eval_bn_folded(
+    conv: nn.Conv2d | nn.Conv3d, bn: nn.Module
+) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """``(weight, bias)`` of ``conv`` with ``bn`` folded in (the formula above) when ``bn`` is an
+    eval BatchNorm with running statistics, else None. Differentiable and computed per call (a few
+    weight-sized ops), so an eval forward skips the BN pass without a fused copy of the model."""
+    if not isinstance(bn, _BNS) or bn.training or bn.running_mean is None or bn.running_var is None:
+        return None
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.affine:
+        scale = bn.weight * scale
+    shift = -bn.running_mean * scale + (bn.bias if bn.affine else 0)
+    weight = conv.weight * scale.reshape(-1, *([1] * (conv.weight.ndim - 1)))
+    return weight, shift if conv.bias is None else shift + conv.bias * scale
+
+
 @torch.no_grad()
 def fuse_conv_bn(conv: nn.Conv2d | nn.Conv3d, bn: nn.BatchNorm2d | nn.BatchNorm3d) -> nn.Module:
     """Return a conv equal to ``bn(conv(x))`` in eval mode (see module docstring for the formula)."""

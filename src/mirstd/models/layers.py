@@ -10,6 +10,8 @@ state dicts load with ``strict=True`` (DNANet ``fc1``/``fc2``/``conv1``, FCN hea
   torch -- the authors' ISNet uses the compiled ``DCNv2`` extension; this is a reimplementation
   with the same sampling rule (bilinear, zero outside the image) and offset layout.
 - :func:`key_frame`: the last frame of a clip, after the contract check.
+- :func:`pointwise_conv`: a 1x1 (1x1x1) convolution as one GEMM over channels-last pixel rows
+  (ResUNet-DTUM's temporal convs, SMFNet's 1x1 convs).
 """
 
 from __future__ import annotations
@@ -30,10 +32,29 @@ __all__ = [
     "SpatialAttention",
     "deform_conv2d",
     "key_frame",
+    "pointwise_conv",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """1x1 conv of ``x (B, I, *spatial)`` (2 or 3 spatial dims) with ``weight (O, I)`` (or the
+    conv's ``(O, I, 1, ...)``) as ``rows (B*pixels, I) @ weight^T``; returns ``(B, O, *spatial)`` in
+    channels_last (channels_last_3d) memory.
+
+    Why: PyTorch picks a 1x1 conv's CPU kernel by thread count (one thread: the native
+    ``slow_conv2d`` / ``slow_conv3d``, im2col and NCHW output; more: oneDNN, with layout reorders).
+    On channels-last memory the pixels already are the rows of a GEMM -- also for a channel slice
+    (``x[:, c0:c1]``, rows strided by the full width), which BLAS reads in place."""
+    w = weight.reshape(weight.shape[0], -1)
+    perm = (0, *range(2, x.dim()), 1)
+    pix = x.permute(perm)  # (B, *spatial, I); a view of contiguous memory for channels-last x
+    rows = pix.reshape(-1, pix.shape[-1])  # a view when pixels are evenly strided, else one copy
+    y = rows @ w.t() if bias is None else torch.addmm(bias, rows, w.t())
+    inv = (0, x.dim() - 1, *range(1, x.dim() - 1))
+    return y.view(*pix.shape[:-1], w.shape[0]).permute(inv)
 
 
 def key_frame(model: nn.Module, clip: torch.Tensor) -> torch.Tensor:

@@ -323,12 +323,16 @@ class ResUNetDecoder(nn.Module):
         self.head = FastConv2d(channels[0], out_channels, 1)
         init_head_prior(self.head, head_prior)
 
-    def forward(self, skips: Sequence[torch.Tensor]) -> torch.Tensor:
+    def features(self, skips: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The finest decoder map, before the 1x1 head (ResUNet-DTUM fuses the head with its BN0)."""
         d = skips[-1]
         for i in range(len(self.stages) - 1, -1, -1):
             up = F.interpolate(d, scale_factor=2.0, mode="bilinear", align_corners=True)
             d = self.stages[i](torch.cat([skips[i], up], dim=1))
-        return self.head(d)
+        return d
+
+    def forward(self, skips: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.head(self.features(skips))
 
 
 class ClipNorm(nn.Module):

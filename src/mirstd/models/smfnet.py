@@ -15,11 +15,18 @@ Reference parameter counts (nc=1): ``neck="itsdt"`` 9,851,409; ``neck="irdst"`` 
 Normalisation: the lab divides 8-bit RGB by 255 then applies ImageNet mean/std (spec §11.4). mirstd
 clips are already in [0, 1], so ``forward`` applies ``(x − mean) / std`` directly — numerically the
 lab's preprocessing. The lab's letterbox pad value 128 corresponds to 128/255 in [0, 1].
+
+CPU speed (issue 15; same parameters, state dict and function, checked against the literal form in
+``tests/models/test_fast_paths.py``): 2D maps in channels_last memory; the 3D branch in
+channels_last_3d with its 1x1x1 convs as GEMMs, fused concat + shuffle and (eval) BN folded per
+call; in eval the 3D stem runs as per-frame 2D convs with a separable max-pool and RepBlock
+refines before upsampling. The training forward keeps the 3D stem and the faithful RepBlock order.
 """
 
 from __future__ import annotations
 
 import math
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +34,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mirstd.models.fuse import drop_identity
+from mirstd.models.fuse import drop_identity, eval_bn_folded
+from mirstd.models.layers import pointwise_conv
 from mirstd.models.registry import register_model
 from mirstd.models.yolox_blocks import (
     TORCH_BN,
@@ -74,14 +82,56 @@ SMFNET_RECIPE: dict[str, Any] = {
 # ----------------------------------------------------------------------------------------------
 # 3D branch: ShuffleNetV2-3D (YOWO), spec §4
 # ----------------------------------------------------------------------------------------------
+# Speed (CPU inference, same parameters and state dict): the 3D branch runs in channels_last_3d
+# memory (oneDNN's depthwise Conv3d is ~5x faster there), its 1x1x1 convs are GEMMs on the pixel
+# rows (``PointwiseConv3d``), concat + channel shuffle are one interleaving copy, and in eval the
+# stem conv + max-pool run per frame in 2D (``ShuffleNetV2_3D._stem_frames``).
+class PointwiseConv3d(nn.Conv3d):
+    """``nn.Conv3d`` with a 1x1x1 kernel (same parameters) computed by ``pointwise_conv``: one GEMM
+    over the channels-last pixels instead of PyTorch's native ``slow_conv3d`` (used with 1 thread)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel_size != (1, 1, 1) or self.stride != (1, 1, 1) or self.groups != 1:
+            return super().forward(x)
+        return pointwise_conv(x.contiguous(memory_format=torch.channels_last_3d), self.weight, self.bias)
+
+
 def _conv_bn_3d(cin: int, cout: int, k: int, stride: int | tuple[int, int, int] = 1, groups: int = 1) -> list:
-    return [nn.Conv3d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm3d(cout)]
+    conv = PointwiseConv3d if k == 1 else nn.Conv3d
+    return [conv(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm3d(cout)]
 
 
 def channel_shuffle(x: torch.Tensor, groups: int = 2) -> torch.Tensor:
     """View (B, g, C/g, …), swap the group axes, flatten back (interleaves the halves)."""
     b, c = x.shape[:2]
     return x.view(b, groups, c // groups, *x.shape[2:]).transpose(1, 2).reshape(x.shape)
+
+
+def cat_shuffle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``channel_shuffle(cat[a, b], 2)`` in one copy: output channel ``2i`` is ``a[i]``, ``2i + 1``
+    is ``b[i]``; written pixel-major, so the result is channels_last_3d (4D: channels_last)."""
+    perm = (0, *range(2, a.dim()), 1)
+    pix = torch.stack([a.permute(perm), b.permute(perm)], dim=-1)  # (B, *spatial, C/2, 2)
+    inv = (0, a.dim() - 1, *range(1, a.dim() - 1))
+    return pix.view(*pix.shape[:-2], -1).permute(inv)
+
+
+def run_folded(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``layers(x)`` with every Conv3d -> eval BatchNorm3d pair run as one folded conv (1x1x1 ones
+    as a ``pointwise_conv`` GEMM); other layers (and train-mode BN) as they are."""
+    mods = list(layers)
+    i = 0
+    while i < len(mods):
+        m = mods[i]
+        folded = eval_bn_folded(m, mods[i + 1]) if isinstance(m, nn.Conv3d) and i + 1 < len(mods) else None
+        if folded is None:
+            x = m(x)
+        elif isinstance(m, PointwiseConv3d) and m.kernel_size == (1, 1, 1) and m.groups == 1:
+            x = pointwise_conv(x.contiguous(memory_format=torch.channels_last_3d), *folded)
+        else:
+            x = F.conv3d(x, *folded, m.stride, m.padding, m.dilation, m.groups)
+        i += 1 if folded is None else 2
+    return x
 
 
 class InvertedResidual3D(nn.Module):
@@ -109,12 +159,11 @@ class InvertedResidual3D(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
         if self.stride == 2:
-            out = torch.cat([self.banch1(x), self.banch2(x)], 1)
-        else:
-            x1, x2 = x.chunk(2, dim=1)
-            out = torch.cat([x1, self.banch2(x2)], 1)
-        return channel_shuffle(out, 2)
+            return cat_shuffle(run_folded(self.banch1, x), run_folded(self.banch2, x))
+        x1, x2 = x.chunk(2, dim=1)  # channel slices: read in place by the pointwise GEMM
+        return cat_shuffle(x1, run_folded(self.banch2, x2))
 
 
 class ShuffleNetV2_3D(nn.Module):
@@ -140,10 +189,61 @@ class ShuffleNetV2_3D(nn.Module):
         self.features = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(self.maxpool(self.conv1(x)))
+        if self.stem_uses_batch_stats:  # batch statistics need the whole stem output
+            return self.forward_features(self.maxpool(self.conv1(x)))
+        return self.forward_frames(pixel_frames(x))
+
+    @property
+    def stem_uses_batch_stats(self) -> bool:
+        bn = self.conv1[1]
+        return isinstance(bn, nn.BatchNorm3d) and (bn.training or bn.running_mean is None)
+
+    def forward_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Eval ``forward`` of a clip given as ``pixel_frames`` ``(B, T+2, H, W, C)``."""
+        return self.forward_features(self._stem_frames(frames))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
         if x.shape[2] > 1:
             x = x.mean(dim=2, keepdim=True)
         return x.squeeze(2)
+
+    def _stem_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The stem conv with its eval BN folded (or already folded by ``fuse()``)."""
+        conv = self.conv1[0]
+        return eval_bn_folded(conv, self.conv1[1]) or (conv.weight, conv.bias)
+
+    def _stem_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """``maxpool(ReLU(BN(conv1(x))))`` (eval) of ``pixel_frames(x)`` without 3D kernels: PyTorch
+        runs this stride-(1,2,2) Conv3d with its slow native kernel (the faithful branch's costliest
+        op) and MaxPool3d slowly.
+
+        conv1 (kernel 3, temporal padding 1): output frame t sees frames t-1..t+1 of the
+        time-padded clip, stacked per pixel into 9 channels (channels_last) -- one 2D conv
+        (9 -> c, stride 2) per frame, on a buffer the allocator reuses. The 3x3x3 max-pool is
+        separable (3x3 spatial per frame, then the max of 3 frames, stride 2, padding ignored), and
+        the ReLU commutes with max, so it runs after the pooling on 4x less data."""
+        b, tp, h, w, c = frames.shape
+        weight, bias = self._stem_weights()
+        w9 = weight.permute(0, 3, 4, 2, 1).reshape(weight.shape[0], 3, 3, 3 * c)  # (out, kh, kw, dt*c + c_i)
+        w9 = w9.permute(0, 3, 1, 2)  # channels_last (out, 3c, kh, kw)
+        pooled = []
+        for i in range(tp - 2):
+            x9 = torch.stack([frames[:, i + dt] for dt in range(3)], dim=3)  # (B, H, W, 3, C)
+            x9 = x9.view(b, h, w, 3 * c).permute(0, 3, 1, 2)
+            pooled.append(F.max_pool2d(F.conv2d(x9, w9, bias, 2, 1), 3, 2, 1))
+        t_out = (tp - 3) // 2 + 1
+        out = [reduce(torch.maximum, pooled[max(2 * i - 1, 0) : 2 * i + 2]) for i in range(t_out)]
+        return torch.stack(out, dim=2).relu_().contiguous(memory_format=torch.channels_last_3d)
+
+
+def pixel_frames(x: torch.Tensor) -> torch.Tensor:
+    """Clip ``(B, C, T, H, W)`` -> frames ``(B, T+2, H, W, C)`` (pixel-major, a zero frame at each
+    end: the stem conv's temporal padding), one copy."""
+    b, c, t, h, w = x.shape
+    out = x.new_zeros(b, t + 2, h, w, c)
+    out[:, 1:-1] = x.permute(0, 2, 3, 4, 1)
+    return out
 
 
 def _even(v: float, minimum: int = 4) -> int:
@@ -175,9 +275,9 @@ class RepBlock(nn.Module):
         x0  = DW5×5(u);  s = Σ_{k∈7,11,21} DWk×1(DW1×k(x0)) + x0
         out = P(P(s) ⊙ u)                       (no sigmoid on the "attention", no residual)
 
-    ``forward(x, up)`` with ``up > 1`` computes ``u`` on the low-resolution map and upsamples it
-    (nearest): P, GELU and channel scaling are point-wise and pooling of a nearest copy equals pooling
-    of the original, so this equals ``forward(nearest_up(x))`` (used by ``fuse()``).
+    ``forward(x, size)`` computes ``u`` on the low-resolution map and upsamples it (nearest) to
+    ``size``: P, GELU and channel scaling are point-wise and pooling of a nearest copy equals pooling
+    of the original, so this equals ``forward(nearest_up(x))`` (used in eval and by ``fuse()``).
     """
 
     def __init__(self, c: int) -> None:
@@ -190,7 +290,10 @@ class RepBlock(nn.Module):
             setattr(self, f"dconv{k}_1", nn.Conv2d(c, c, (k, 1), padding=(k // 2, 0), groups=c))
 
     def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
-        u = F.gelu(self.conv(x))
+        # channels_last: oneDNN's depthwise kxl convs are 4-30x faster there than on NCHW (the 1x21
+        # one most); the 1x1 conv P is a GEMM on the pixel rows (``pointwise_conv``).
+        x = x.contiguous(memory_format=torch.channels_last)
+        u = F.gelu(self._p(x))
         u = self.ca(u) * u
         if size is not None and tuple(u.shape[-2:]) != tuple(size):
             u = F.interpolate(u, size=size, mode="nearest")
@@ -198,7 +301,10 @@ class RepBlock(nn.Module):
         s = x0
         for k in (7, 11, 21):
             s = s + getattr(self, f"dconv{k}_1")(getattr(self, f"dconv1_{k}")(x0))
-        return self.conv(self.conv(s) * u)
+        return self._p(self._p(s) * u)
+
+    def _p(self, x: torch.Tensor) -> torch.Tensor:
+        return pointwise_conv(x, self.conv.weight, self.conv.bias)
 
 
 class CSAM(nn.Module):
@@ -358,7 +464,7 @@ class SMFNet(YOLOXDetector):
             raise ValueError(f"SMFNet: init must be 'lab' or 'torch', got {init!r}")
         self.num_classes, self.neck_name = num_classes, neck
         self.conf, self.nms_iou = conf, nms_iou
-        self.upsample_late = False  # set by fuse() (exact reordering, §RepBlock)
+        self.upsample_late = False  # train order; eval and fuse() reorder (exact, §RepBlock)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1, 1), persistent=False)
 
@@ -383,15 +489,33 @@ class SMFNet(YOLOXDetector):
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         """clip (B, 3, T, H, W) in [0, 1] → raw head output (B, 5+nc, H/8, W/8) = [tx, ty, tw, th, obj, cls…]."""
         self._check(clip)
-        x = (self._rescale_input(clip) - self.mean) / self.std
-        f2d = self.backbone(x[:, :, -1])  # key frame = last (causal)
-        xt = self.backbone_3d(x)
-        f1, f2, f3 = (enc(f, xt, self.upsample_late) for enc, f in zip(self.encoders, f2d))
-        return self.head(self.neck(f1, f2, f3))
+        clip = self._rescale_input(clip)
+        if self.backbone_3d.stem_uses_batch_stats:  # training
+            x = (clip - self.mean) / self.std
+            key, frames = x[:, :, -1], None
+        else:  # eval: the 3D stem reads pixel-major frames; normalise straight into them
+            frames = self._normalized_frames(clip)
+            key = frames[:, -2].permute(0, 3, 1, 2)  # the last frame, channels_last
+        # key frame = last (causal); channels_last: oneDNN's 2D convs run 1.1-2.4x faster there
+        f2d = self.backbone(key.contiguous(memory_format=torch.channels_last))
+        xt = self.backbone_3d(x) if frames is None else self.backbone_3d.forward_frames(frames)
+        late = self.upsample_late or not self.training  # exact reordering; eval takes the cheap order
+        f1, f2, f3 = (enc(f, xt, late) for enc, f in zip(self.encoders, f2d))
+        return self.head(self.neck(f1, f2, f3)).contiguous()
+
+    def _normalized_frames(self, clip: torch.Tensor) -> torch.Tensor:
+        """``pixel_frames((clip - mean) / std)`` in one buffer, normalised in place."""
+        b, c, t, h, w = clip.shape
+        frames = clip.new_zeros(b, t + 2, h, w, c)
+        inner = frames[:, 1:-1]
+        torch.sub(clip.permute(0, 2, 3, 4, 1), self.mean.view(c), out=inner)
+        inner.div_(self.std.view(c))
+        return frames
 
     def fuse(self) -> nn.Module:
         """Inference copy with the exact rewrites of ``mirstd.models.fuse``: BN folded, CSAM blocks
-        with γ = 0 dropped (γ·Y + X = X), RepBlock's point-wise part before the upsampling."""
+        with γ = 0 dropped (γ·Y + X = X), RepBlock's point-wise part before the upsampling (which
+        the eval forward does too)."""
         m = super().fuse()
         drop_identity(m, CSAM, lambda c: bool((c.gamma == 0).all()))
         m.upsample_late = True
