@@ -86,3 +86,35 @@ def test_smfnet_falls_back() -> None:
     m = create("smfnet", width=0.25).eval()
     assert not supports_stream(m)
     assert not Predictor(m, device="cpu", cache=True).cached
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"num_frames": 4},
+        {"ptam_levels": (1, 3)},
+        {"p2d": False},
+        {"m3d": False},
+        {"gate_act": "sigmoid"},
+        {"fast": False},  # no taps: the generic path
+    ],
+)
+def test_pstfnet_cached_taps_equal_full_clip_float64(kw: dict) -> None:
+    """PSTFNet's stream path (cached head taps, BN folded, M3D branches only at the window positions
+    the last output reads) is the same maths as the full clip: float64 agreement to 1e-10."""
+    from mirstd.models.pstfnet import FrameFeatures
+
+    torch.manual_seed(0)
+    m = create("pstfnet", channels=(4, 8, 16, 32), grid_size=4, **kw).eval()
+    _randomise_bn(m)
+    m = m.double()
+    t = m.num_frames
+    g = torch.Generator().manual_seed(3)
+    frames = [torch.rand(1, m.in_channels, 16, 24, generator=g, dtype=torch.float64) for _ in range(t + 2)]
+    s = Stream(m, pad="zeros")
+    for i, f in enumerate(frames):
+        out = s.step(f)
+        ref = m.predict(_full_clip(frames, t, i, "zeros")).scores
+        assert (out.scores - ref).abs().max().item() <= 1e-10, (i, (out.scores - ref).abs().max().item())
+    assert isinstance(s._feats[-1], FrameFeatures) == m.fast

@@ -37,3 +37,37 @@ def test_save_video_writes_mp4_and_csv(tmp_path) -> None:  # noqa: ANN001
     assert len(frames) == 6 and frames[0].shape == (48, 64, 3)
     rows = list(csv.DictReader((out / "predictions.csv").open()))
     assert rows and {r["frame"] for r in rows} <= {f"{i:05d}" for i in range(6)}
+
+
+def test_dataset_predict_caps_the_video_chunk_cache(monkeypatch) -> None:  # noqa: ANN001
+    """A predict pass over a video dataset reads in order: the 3 GB training LRU is capped meanwhile."""
+    from mirstd.data.readers.videos import CACHE, VideoCache
+    from mirstd.infer.predict import SEQUENTIAL_VIDEO_CACHE_MB, _sequential_video_cache
+
+    monkeypatch.delenv("MIRSTD_VIDEO_CACHE_MB", raising=False)
+    old = CACHE.limit
+    monkeypatch.setattr(CACHE, "limit", VideoCache(None).limit)
+    with _sequential_video_cache():
+        assert CACHE.limit == int(SEQUENTIAL_VIDEO_CACHE_MB * 2**20)
+    assert CACHE.limit == VideoCache(None).limit
+    monkeypatch.setattr(CACHE, "limit", 10 * 2**20)  # set by the user (cache_mb=): left alone
+    with _sequential_video_cache():
+        assert CACHE.limit == 10 * 2**20
+    monkeypatch.setattr(CACHE, "limit", old)
+
+
+def test_predictions_json_and_csv_streamed(tmp_path) -> None:  # noqa: ANN001
+    """The writer appends rows frame by frame; the files equal what json.dumps / csv give for the lists."""
+    import json
+
+    from mirstd.infer.predict import CSV_FIELDS, predict
+
+    src = tmp_path / "clip.mp4"
+    _write_video(src, n=8)
+    out = predict(src, model="tophat", model_args={"size": 5}, out=tmp_path / "pred", conf=0.1,
+                  save_overlay=False, save_scores="none", progress=False)  # fmt: skip
+    coco = json.loads((out / "predictions.json").read_text())
+    assert (out / "predictions.json").read_text() == json.dumps(coco)
+    rows = list(csv.reader((out / "predictions.csv").open(newline="")))
+    assert rows[0] == CSV_FIELDS and len(rows) > 1
+    assert len(coco) == len(rows) - 1  # score-map method: one COCO item per target row

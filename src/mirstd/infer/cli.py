@@ -20,6 +20,11 @@ results, image_id "<seq>/<frame>") and predictions.csv. `mirstd eval pred=OUT da
 save_video=true adds overlay/<seq>/overlay.mp4 (targets, scores, frame index; written as frames come).
 weights=FILE.onnx runs a `mirstd export` through onnxruntime. cache=true (default) encodes each frame
 once for models that offer it (pstfnet, dtum; same outputs), see mirstd.infer.stream.
+dtype=bfloat16 (bf16) runs the network under torch.autocast bf16 (score maps within ~1e-2 of float32,
+see benchmarks/results/bf16.json); box decoding and NMS stay float32. On a CPU without native bf16
+(no avx512_bf16 / amx_bf16 flag in /proc/cpuinfo) bf16 is emulated, slower than float32: predict
+then warns and runs float32. Videos and frame folders are read one frame at a time and all outputs
+are written as frames come, so memory does not grow with the video length.
 Keys: see the predict: section of configs/default.yaml."""
 
 VAL_HELP = """usage: mirstd val weights=PATH [data=PATH] [split=val|test|...] [out=DIR] [key=value ...]
@@ -50,8 +55,31 @@ def predict_main(argv: list[str]) -> int:
     if not cfg.get("source"):
         raise ConfigError("mirstd predict needs source=PATH (a dataset, a folder of frames or a video)")
     out = predict(**cfg)
-    print(f"predictions saved to {out}")
+    print(describe_output(out))
     return 0
+
+
+def describe_output(out) -> str:  # noqa: ANN001
+    """What a predict run wrote, for the command line: the folder, its files, the overlay videos."""
+    from pathlib import Path
+
+    out = Path(out)
+    lines = [f"predictions saved to {out}"]
+    csv_path = out / "predictions.csv"
+    if csv_path.is_file():
+        with open(csv_path, encoding="utf-8") as f:
+            rows = sum(1 for _ in f) - 1
+        lines.append(f"  {csv_path} ({rows} target rows)")
+    if (out / "predictions.json").is_file():
+        lines.append(f"  {out / 'predictions.json'} (COCO results)")
+    for sub, what in (("scores", "score maps"), ("overlay", "overlay frames")):
+        d = out / sub
+        if d.is_dir():
+            n = sum(1 for p in d.rglob("*") if p.suffix in (".png", ".npy"))
+            if n:
+                lines.append(f"  {d}/ ({n} {what})")
+    lines += [f"  {v}" for v in sorted((out / "overlay").glob("*/overlay.mp4"))]
+    return "\n".join(lines)
 
 
 def val_main(argv: list[str]) -> int:

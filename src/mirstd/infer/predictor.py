@@ -10,11 +10,20 @@ outputs cropped back, so boxes stay in the frame's own pixel grid (edge boxes, d
 Targets (the rows of ``predictions.csv`` and what overlays draw) come from one rule,
 :func:`mirstd.utils.targets.prediction_targets`: boxes if the method gives them, else the components
 of its score map.
+
+``dtype="bfloat16"`` runs the network under ``torch.autocast(device, torch.bfloat16)`` (convs and
+matmuls in bf16, 8 significant bits); its outputs are cast back to float32 before the sigmoid, box
+decoding and NMS, so boxes are not quantised. On a CPU without native bf16 (no ``avx512_bf16`` /
+``amx_bf16`` flag, or ``bf16`` on Arm) bf16 is emulated — slower than float32, with the same bf16
+rounding — so the Predictor warns and runs float32 (:func:`resolve_dtype`; ``Predictor.dtype`` says
+what ran).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +42,102 @@ from mirstd.utils.targets import prediction_targets
 IMAGE_EXTS = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv")
 STREAM_PADS = ("repeat", "zeros", "skip")
+DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16"}
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 (AVX512-BF16, AMX) and Arm (FEAT_BF16)
+
+
+def cpu_flags() -> set[str]:
+    """ISA flags of the first CPU in ``/proc/cpuinfo`` (x86 ``flags``, Arm ``Features``); empty elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, val = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(val.split())
+    return set()
+
+
+def bf16_support(device: torch.device) -> tuple[bool, str]:
+    """``(native, description)``: whether bf16 matmuls/convs run in hardware on ``device``.
+
+    CPU: a bf16 dot-product instruction in ``/proc/cpuinfo`` (``avx512_bf16``, ``amx_bf16``, Arm
+    ``bf16``); ``torch.backends.cpu.get_cpu_capability()`` (the ATen kernels' ISA) is reported too.
+    Without them oneDNN / ATen convert to float32 per element (emulation): slower than float32.
+    """
+    if device.type == "cuda":
+        ok = bool(torch.cuda.is_bf16_supported())
+        return ok, f"CUDA {torch.cuda.get_device_name(device)}: bf16 {'supported' if ok else 'not supported'}"
+    if device.type != "cpu":
+        return True, f"{device.type}: bf16 left to torch"
+    have = sorted(set(BF16_CPU_FLAGS) & cpu_flags())
+    cap = torch.backends.cpu.get_cpu_capability()
+    if have:
+        return True, f"CPU flags {' '.join(have)} (ATen capability {cap})"
+    return False, f"CPU without avx512_bf16/amx_bf16 (ATen capability {cap}): bf16 would be emulated"
+
+
+def resolve_dtype(dtype: str | None, device: torch.device, model: Any = None) -> str:
+    """Validated inference dtype, ``"float32"`` or ``"bfloat16"`` (aliases fp32, bf16).
+
+    ``bfloat16`` on hardware without native bf16 warns and falls back to ``float32`` (see the module
+    docstring); ONNX graphs and methods without parameters are refused (nothing to autocast).
+    """
+    from mirstd.utils.config import ConfigError
+
+    name = DTYPES.get(str(dtype or "float32").lower())
+    if name is None:
+        raise ConfigError(f"dtype={dtype!r}; valid: float32 (fp32), bfloat16 (bf16)")
+    if name == "float32":
+        return name
+    if model is not None and not any(True for _ in model.parameters()):
+        raise ConfigError(
+            f"dtype=bfloat16: {type(model).__name__} has no PyTorch parameters to run in bf16 "
+            "(parameter-free methods and ONNX graphs run as they are)"
+        )
+    native, why = bf16_support(device)
+    if not native:
+        warnings.warn(f"dtype=bfloat16: {why}; running float32 instead", RuntimeWarning, stacklevel=3)
+        return "float32"
+    return name
+
+
+def _to_float32(out: Any) -> Any:
+    if isinstance(out, torch.Tensor):
+        return out.float() if out.is_floating_point() else out
+    if isinstance(out, (list, tuple)):
+        return type(out)(_to_float32(o) for o in out)
+    if isinstance(out, dict):
+        return {k: _to_float32(v) for k, v in out.items()}
+    return out
+
+
+@contextlib.contextmanager
+def bf16_forward(model: torch.nn.Module, device_type: str) -> Iterator[None]:
+    """While active, ``model(...)`` (its top-level forward) runs under bf16 autocast and returns
+    float32 tensors: what ``predict`` does after the network (sigmoid, box decoding, NMS) stays
+    float32. Hooks are removed on exit; the model is otherwise untouched."""
+    open_: list[Any] = []
+
+    def enter(_mod: Any, _args: Any) -> None:
+        ctx = torch.autocast(device_type, dtype=torch.bfloat16)
+        ctx.__enter__()
+        open_.append(ctx)
+
+    def leave(_mod: Any, _args: Any, out: Any) -> Any:
+        open_.pop().__exit__(None, None, None)
+        return _to_float32(out)
+
+    # leave runs first among forward hooks, so any other hook already sees the float32 outputs
+    handles = [model.register_forward_pre_hook(enter), model.register_forward_hook(leave, prepend=True)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+        while open_:  # a forward that raised never reached its hook
+            open_.pop().__exit__(None, None, None)
 
 
 @torch.no_grad()
@@ -100,10 +205,14 @@ class Predictor:
         conf: float = 0.5,
         fuse: bool = True,
         cache: bool = True,
+        dtype: str = "float32",
     ) -> None:
         self.device = resolve_device(device)
         model, cfg = load_model(weights, self.device)
         self.model = model.fuse() if fuse else model
+        # "float32" or "bfloat16" (bf16 autocast); "bfloat16" falls back to float32, with a warning,
+        # where the hardware has no native bf16 (resolve_dtype).
+        self.dtype = resolve_dtype(dtype, self.device, self.model)
         self.task = model.task  # names output folders only
         self.frames = clip_frames(model, cfg, frames)
         self.pad = str(pad or cfg.get("pad") or "repeat")
@@ -126,6 +235,21 @@ class Predictor:
     def cached(self) -> bool:
         """True when frames go through the feature cache (:mod:`mirstd.infer.stream`)."""
         return self._stream is not None
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        """Context for ``infer_clip(self.model, ...)``: bf16 autocast of the network when
+        ``dtype="bfloat16"`` (outputs back to float32 before post-processing), else nothing."""
+        if self.dtype != "bfloat16":
+            return contextlib.nullcontext()
+        return bf16_forward(self.model, self.device.type)
+
+    def _stream_autocast(self) -> contextlib.AbstractContextManager[Any]:
+        # Stream.step calls encode_frame / predict_from_features, not forward: autocast the whole
+        # step (streamable models are score-map models; predict_from_features casts to float32
+        # before the sigmoid).
+        if self.dtype != "bfloat16":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def reset(self) -> None:
         """Forget the buffered frames (call between sequences)."""
@@ -157,7 +281,9 @@ class Predictor:
         if len(self._buf) < self.frames:
             return None
         clip = torch.stack(list(self._buf))[None, None].expand(1, self.channels, -1, -1, -1)
-        return with_targets(infer_clip(self.model, clip.to(self.device))[0], self.conf)
+        with self.autocast():
+            r = infer_clip(self.model, clip.to(self.device))[0]
+        return with_targets(r, self.conf)
 
     def _step_cached(self, f: torch.Tensor) -> dict[str, Any] | None:
         if self._buf and f.shape != self._buf[-1].shape:
@@ -170,7 +296,8 @@ class Predictor:
         h, w = f.shape
         div = int(self.model.size_divisor)
         x = F.pad(f, (0, (-w) % div, 0, (-h) % div))[None, None].expand(1, self.channels, -1, -1)
-        out = self._stream.step(x.to(self.device))
+        with self._stream_autocast():
+            out = self._stream.step(x.to(self.device))
         if out is None:
             return None
         return with_targets(prediction_result(out, h, w)[0], self.conf)

@@ -9,7 +9,11 @@ with ``predict_from_features([encode_frame(clip[:, :, t]) for t]) == predict(cli
 rounding). :class:`Stream` keeps the last ``T-1`` frames' features, so a new frame costs one encoder
 pass plus the temporal part, not ``T`` encoder passes. What is cached per model:
 
-- ``pstfnet``: the four per-frame encoder maps (PTAM, MSFM and the decoder run per frame);
+- ``pstfnet``: the four per-frame encoder maps and, per PTAM level, the head Conv3d's temporal taps
+  of each frame (``FrameFeatures``), so no head re-runs on older frames; the M3D branches compute
+  only the window positions the last output reads, the P2D accumulation (kernels indexed by
+  relative frame position), MSFM and the decoder run per frame — they see the current frame's
+  PTAM output, which changes with every new frame (benchmarks/results/stream.json);
 - ``dtum``: the per-frame ResUNet features (the DTUM runs per frame: its zero-padded temporal convs
   change every level's value at a frame as the window slides);
 - ``smfnet``: nothing — the first layer of its 3-D branch is a 3x3x3 conv with temporal padding (and

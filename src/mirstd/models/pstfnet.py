@@ -580,6 +580,137 @@ class MSFM(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
+# Streaming helpers (PSTFNet.encode_frame / predict_from_features; eval mode, running BN stats)
+# ----------------------------------------------------------------------------------------------
+class FrameFeatures(list):
+    """What :meth:`PSTFNet.encode_frame` returns: the four encoder maps (a plain list of them, as
+    before) plus ``taps[level][gate]`` = the PTAM head Conv3d's ``kt`` temporal taps applied to this
+    frame alone, ``(B, kt, q, h, w)``, head BN folded in (no bias). A head output at window position
+    ``o`` is then ``act(b' + sum_dt taps[frame o + dt - pt][:, dt])`` (:func:`_head_from_taps`): a new
+    frame costs ``kt`` 2-D convs instead of the head's ``T * kt``."""
+
+    def __init__(self, maps: Sequence[torch.Tensor], taps: dict[str, dict[str, torch.Tensor]]) -> None:
+        super().__init__(maps)
+        self.taps = taps
+
+
+def _fold_bn(conv: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode ``bn(conv(x))`` as one conv: ``W' = W s``, ``b' = (b - mean) s + beta``,
+    ``s = gamma / sqrt(var + eps)`` (the same affine map BN applies per channel with running stats)."""
+    s = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        s = s * bn.weight
+    shift = -bn.running_mean * s
+    if bn.bias is not None:
+        shift = shift + bn.bias
+    w = conv.weight * s.view(-1, *([1] * (conv.weight.dim() - 1)))
+    b = shift if conv.bias is None else conv.bias * s + shift
+    return w, b
+
+
+def _span_inputs(layers: Sequence[ConvBNAct3d], out: tuple[int, int], t: int) -> list[tuple[int, int]]:
+    """Position ranges ``[lo, hi)`` a chain of ``layers`` must compute so that the last one yields
+    ``out`` in a ``t``-frame window: element 0 is what the first layer reads, element ``i + 1`` what
+    layer ``i`` outputs. Output ``o`` of a temporal conv reads ``o - pt .. o + kt - 1 - pt`` (frames
+    outside ``[0, t)`` are its zero padding)."""
+    spans = [out]
+    for layer in reversed(layers):
+        kt, pt = layer.conv.kernel_size[0], layer.conv.padding[0]
+        lo, hi = spans[-1]
+        spans.append((max(0, lo - pt), min(t, hi + kt - 1 - pt)))
+    return spans[::-1]
+
+
+def _conv_bn_act_span(
+    layer: ConvBNAct3d, x: torch.Tensor, x_lo: int, lo: int, hi: int, t: int
+) -> torch.Tensor:
+    """Outputs ``[lo, hi)`` of ``layer`` (eval BN folded, stride 1) in a ``t``-frame window, from its
+    input ``x (B, n, C, h, w)`` at positions ``[x_lo, x_lo + n)``, which must hold every input frame
+    inside ``[0, t)`` that those outputs read (the rest is the Conv3d's zero padding). Same maths as
+    ``ConvBNAct3d.forward_frames`` restricted to those outputs."""
+    kt, pt = layer.conv.kernel_size[0], layer.conv.padding[0]
+    b, n, c, h, w = x.shape
+    if x_lo > max(0, lo - pt) or x_lo + n < min(t, hi + kt - 1 - pt):
+        raise ValueError(f"_conv_bn_act_span: input [{x_lo}, {x_lo + n}) misses frames for [{lo}, {hi})")
+    weight, bias = _fold_bn(layer.conv, layer.bn)
+    pad2d = tuple(layer.conv.padding[1:])
+    cout, n_out = weight.shape[0], hi - lo
+    if kt == 1:
+        xs = x[:, lo - x_lo : hi - x_lo].reshape(b * n_out, c, h, w)
+        y = F.conv2d(xs, weight[:, :, 0], bias, padding=pad2d)
+    else:  # frames stacked on channels; block (o, s) = W[:, :, s - o + pt], zero outside the kernel
+        big = _toeplitz_weight(weight, n, pt + x_lo - lo, n_out)
+        y = F.conv2d(x.reshape(b, n * c, h, w), big, bias.repeat(n_out), padding=pad2d)
+    y = y.view(b, n_out, cout, *y.shape[-2:])
+    return F.relu(y) if layer.act else y
+
+
+def _head_from_taps(head: ConvBNAct3d, taps: Sequence[torch.Tensor]) -> torch.Tensor:
+    """All ``t`` outputs ``(B, t, q, h, w)`` of a PTAM head from the frames' cached taps (oldest first)."""
+    _, bias = _fold_bn(head.conv, head.bn)
+    kt, pt = head.conv.kernel_size[0], head.conv.padding[0]
+    t = len(taps)
+    bias = bias.view(1, -1, 1, 1)
+    outs = []
+    for o in range(t):
+        acc = bias
+        for dt in range(kt):
+            if 0 <= o + dt - pt < t:
+                acc = acc + taps[o + dt - pt][:, dt]
+        outs.append(acc)
+    y = torch.stack(outs, dim=1)
+    return F.relu(y) if head.act else y
+
+
+def _sigmoid_last(tail: ConvBNAct3d, x: torch.Tensor, x_lo: int, t: int) -> torch.Tensor:
+    """``sigmoid`` of the tail's last output time, from the input frames it reads."""
+    return torch.sigmoid(_conv_bn_act_span(tail, x, x_lo, t - 1, t, t)[:, 0])
+
+
+def _tail_span(tail: ConvBNAct3d, t: int) -> tuple[int, int]:
+    """Input positions ``[lo, t)`` the tail's last output time reads."""
+    return _span_inputs([tail], (t - 1, t), t)[0]
+
+
+def _p2d_stream(gate: P2DConvGate, g: torch.Tensor) -> torch.Tensor:
+    """``P2DConvGate.forward_frames`` from the head outputs ``g (B, T, q, h, w)``: the accumulation
+    (its kernels depend on relative frame positions, so none of it carries over between windows),
+    BN folded, then only the tail inputs its last output reads."""
+    t = gate.num_frames
+    folded = {k: _fold_bn(seq[0], seq[1]) + (tuple(seq[0].padding),) for k, seq in gate.convs.items()}
+
+    def conv(key: str, x: torch.Tensor) -> torch.Tensor:
+        w, b, pad = folded[key]
+        return F.relu(F.conv2d(x, w, b, padding=pad))
+
+    a: dict[int, torch.Tensor] = {}
+    for d in range(t - 1, -1, -1):  # as P2DConvGate._accumulate; d = 0 is the current frame
+        gd = g[:, t - 1 - d]
+        acc = conv(f"conv{d}_{d}", gd)
+        for e in range(d + 1, t):
+            acc = acc + conv(f"conv{e}_{d}", gd + a[e])
+        a[d] = acc
+    lo, _ = _tail_span(gate.tail, t)
+    stacked = torch.stack([a[t - 1 - pos] for pos in range(lo, t)], dim=1)  # window position -> a_{t-1-pos}
+    return _sigmoid_last(gate.tail, stacked, lo, t)
+
+
+def _m3d_stream(gate: M3DConvGate, x: torch.Tensor) -> torch.Tensor:
+    """``M3DConvGate.forward_frames`` from the head outputs ``x (B, T, q, h, w)``, each branch layer
+    computing only the window positions the tail's last output depends on."""
+    t = x.shape[1]
+    need = _tail_span(gate.tail, t)
+    outs = []
+    for branch in gate.branches:
+        spans = _span_inputs(list(branch), need, t)
+        y, y_lo = x[:, spans[0][0] : spans[0][1]], spans[0][0]
+        for layer, (lo, hi) in zip(branch, spans[1:], strict=True):
+            y, y_lo = _conv_bn_act_span(layer, y, y_lo, lo, hi, t), lo
+        outs.append(y)
+    return _sigmoid_last(gate.tail, torch.cat(outs, dim=2), need[0], t)
+
+
+# ----------------------------------------------------------------------------------------------
 # PSTFNet
 # ----------------------------------------------------------------------------------------------
 class PSTFNet(SegmentMethod):
@@ -721,10 +852,65 @@ class PSTFNet(SegmentMethod):
     # ------------------------------------------------------------------------------------------
     def encode_frame(self, frame: torch.Tensor) -> list[torch.Tensor]:
         """One frame ``(B, C, H, W)`` in [0, 1] -> its four encoder maps (eval mode: BN uses running
-        statistics, so each frame's features do not depend on the other frames of the clip)."""
+        statistics, so each frame's features do not depend on the other frames of the clip).
+
+        With ``fast=True`` and running BN statistics everywhere in PTAM this is a
+        :class:`FrameFeatures` (the same four maps) that also carries the PTAM head convs' temporal
+        taps of this frame, so :meth:`predict_from_features` never re-runs a head on older frames."""
         if self.training:
             raise RuntimeError("PSTFNet.encode_frame is for eval mode (training BN mixes the batch)")
-        return self.encoder(self.norm(frame.unsqueeze(2))[:, :, 0])
+        maps = self.encoder(self.norm(frame.unsqueeze(2))[:, :, 0])
+        if not self._stream_exact():
+            return maps
+        taps: dict[str, dict[str, torch.Tensor]] = {}
+        for key, ptam in self.ptam.items():
+            heads = {n: g.head for n, g in (("p2d", ptam.p2d), ("m3d", ptam.m3d)) if g is not None}
+            ws, sizes, pads = [], [], set()
+            for h in heads.values():
+                w, _ = _fold_bn(h.conv, h.bn)  # (q, C, kt, kh, kw) -> taps stacked on outputs
+                ws.append(w.permute(2, 0, 1, 3, 4).reshape(-1, *w.shape[1:2], *w.shape[3:]))
+                sizes.append(ws[-1].shape[0])
+                pads.add(tuple(h.conv.padding[1:]))
+            x = maps[int(key)]
+            if len(pads) == 1:  # both heads in one conv
+                ys = F.conv2d(x, torch.cat(ws), None, padding=pads.pop()).split(sizes, dim=1)
+            else:
+                ys = [F.conv2d(x, w, None, padding=tuple(h.conv.padding[1:]))
+                      for w, h in zip(ws, heads.values(), strict=True)]  # fmt: skip
+            taps[key] = {
+                n: y.view(y.shape[0], h.conv.kernel_size[0], -1, *y.shape[-2:])
+                for (n, h), y in zip(heads.items(), ys, strict=True)
+            }
+        return FrameFeatures(maps, taps)
+
+    def _stream_exact(self) -> bool:
+        """The cached-tap stream path applies: fast PTAM, eval mode, running statistics in every PTAM
+        BN (then each BN is a fixed per-channel affine map and can be folded into its conv)."""
+        return (
+            self.fast
+            and not self.training
+            and all(
+                m.running_mean is not None and m.running_var is not None
+                for m in self.ptam.modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            )
+        )
+
+    def _ptam_stream(self, key: str, feats: Sequence[FrameFeatures]) -> torch.Tensor:
+        """``self.ptam[key]`` of the last frame from cached taps: ``R + R * G_P2D * G_M3D``."""
+        ptam = self.ptam[key]
+        r = feats[-1][int(key)]
+        gates = []
+        if ptam.p2d is not None:
+            gates.append(
+                _p2d_stream(ptam.p2d, _head_from_taps(ptam.p2d.head, [f.taps[key]["p2d"] for f in feats]))
+            )
+        if ptam.m3d is not None:
+            gates.append(
+                _m3d_stream(ptam.m3d, _head_from_taps(ptam.m3d.head, [f.taps[key]["m3d"] for f in feats]))
+            )
+        g = gates[0] if len(gates) == 1 else gates[0] * gates[1]
+        return r + r * g
 
     def export_card(self) -> dict[str, object]:
         """ONNX export: the proportional MSFM grid (paper mode) fixes H, W to ``img_size``."""
@@ -738,7 +924,8 @@ class PSTFNet(SegmentMethod):
         if len(feats) != self.num_frames:
             raise ValueError(f"PSTFNet: {len(feats)} frames of features, num_frames={self.num_frames}")
         dim = 1 if self.fast else 2
-        if not self.ptam_levels:
+        tapped = self._stream_exact() and all(isinstance(f, FrameFeatures) for f in feats)
+        if not self.ptam_levels or tapped:  # the tap path reads older frames through their taps only
             levels = [f.unsqueeze(dim) for f in feats[-1]]
         else:
             levels = [torch.stack([f[lvl] for f in feats], dim=dim) for lvl in range(4)]
@@ -748,8 +935,13 @@ class PSTFNet(SegmentMethod):
                 raise ValueError(
                     f"PSTFNet(msfm_grid='proportional'): input {(h, w)} != img_size {self.img_size}"
                 )
-        cur = (lambda f: f[:, -1]) if self.fast else (lambda f: f[:, :, -1])
-        p = [self.ptam[str(i)](f) if str(i) in self.ptam else cur(f) for i, f in enumerate(levels)]
+        if tapped:
+            # Cached taps: no head re-run on older frames, M3D branches only at the window
+            # positions the last output reads; same maths as forward() (BN folded, eval mode).
+            p = [self._ptam_stream(str(i), feats) if str(i) in self.ptam else feats[-1][i] for i in range(4)]
+        else:
+            cur = (lambda f: f[:, -1]) if self.fast else (lambda f: f[:, :, -1])
+            p = [self.ptam[str(i)](f) if str(i) in self.ptam else cur(f) for i, f in enumerate(levels)]
         y = self.msfm(p) if self.msfm is not None else p
         return Prediction(scores=torch.sigmoid(self.decoder(y).float()))
 
