@@ -71,3 +71,20 @@ def test_predictions_json_and_csv_streamed(tmp_path) -> None:  # noqa: ANN001
     rows = list(csv.reader((out / "predictions.csv").open(newline="")))
     assert rows[0] == CSV_FIELDS and len(rows) > 1
     assert len(coco) == len(rows) - 1  # score-map method: one COCO item per target row
+
+
+def test_stream_key_is_the_cache_switch(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    import mirstd.infer.predict as P
+    from mirstd.utils.config import parse_overrides, task_config
+
+    src = tmp_path / "clip.mp4"
+    _write_video(src)
+    seen = []
+    real = P.Predictor
+    monkeypatch.setattr(P, "Predictor", lambda *a, **k: seen.append(k["cache"]) or real(*a, **k))
+    for i, stream in enumerate((True, False, None)):
+        P.predict(src, model="tophat", out=tmp_path / f"p{i}", cache=False, stream=stream, save_video=True,
+                  save_overlay=False, save_scores="none", progress=False)  # fmt: skip
+    assert seen == [True, False, False]  # stream decides when given; else cache
+    cfg = task_config("predict", parse_overrides(["source=x.mp4", "stream=true", "save_video=true"]))
+    assert cfg["stream"] is True and cfg["cache"] is True

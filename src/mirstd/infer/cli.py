@@ -18,7 +18,7 @@ Writes to out (default runs/<task>/predict, predict2, ...): scores/<seq>/<frame>
 prob x 65535; save_scores=npy for exact floats), overlay/<seq>/<frame>.png, predictions.json (COCO
 results, image_id "<seq>/<frame>") and predictions.csv. `mirstd eval pred=OUT data=...` scores it.
 save_video=true adds overlay/<seq>/overlay.mp4 (targets, scores, frame index; written as frames come).
-weights=FILE.onnx runs a `mirstd export` through onnxruntime. cache=true (default) encodes each frame
+weights=FILE.onnx runs a `mirstd export` through onnxruntime. cache=true (default; stream=true is the same) encodes each frame
 once for models that offer it (pstfnet, dtum; same outputs), see mirstd.infer.stream.
 dtype=bfloat16 (bf16) runs the network under torch.autocast bf16 (score maps within ~1e-2 of float32,
 see benchmarks/results/bf16.json); box decoding and NMS stay float32. On a CPU without native bf16

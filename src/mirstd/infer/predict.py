@@ -206,8 +206,12 @@ def predict(
     save_video: bool = False,
     cache: bool = True,
     dtype: str = "float32",
+    stream: bool | None = None,
 ) -> Path:
     """Run a checkpoint (or a parameter-free method) over ``source``; returns the output folder.
+
+    ``stream`` is another name for ``cache`` (when given, it decides): frames are processed one by
+    one from cached per-frame features where the model offers it, and written as they come.
 
     The output is written into a temporary sibling of ``out`` and renamed into place when complete; a
     non-empty ``out`` is refused unless ``exist_ok`` (which replaces an earlier predict output whole).
@@ -221,7 +225,7 @@ def predict(
         frames=frames,
         pad=pad,
         conf=conf,
-        cache=bool(cache),
+        cache=bool(cache if stream is None else stream),
         dtype=dtype,
     )
     src = Path(str(source))
