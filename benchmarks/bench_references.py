@@ -39,15 +39,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import importlib
-import io
 import json
 import os
 import platform
 import statistics
 import sys
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,9 +59,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from mirstd.metrics.efficiency import count_flops, gemm_rate  # noqa: E402
-from mirstd.models import create  # noqa: E402
-from mirstd.models.weights import KEY_MAPS, distinct_seeded_state, to_reference  # noqa: E402
+from mirstd.models.weights import to_reference  # noqa: E402
 from mirstd.utils.io import atomic_write_text  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tools" / "golden"))
+import make_goldens  # noqa: E402
 
 Run = Callable[[], torch.Tensor]
 
@@ -92,67 +91,25 @@ def cpu_info() -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 # reference imports (run-time shims only)
 # ----------------------------------------------------------------------------------------------
-def _on_path(d: str) -> None:
-    if not Path(d).is_dir():
-        raise SystemExit(f"reference folder not found: {d}")
-    if d not in sys.path:
-        sys.path.insert(0, d)
-
-
-def _stub_thop() -> None:
-    if "thop" not in sys.modules:
-        try:
-            import thop  # noqa: F401
-        except ImportError:
-            stub = types.ModuleType("thop")
-            stub.profile = stub.clever_format = lambda *a, **k: None
-            sys.modules["thop"] = stub
-
-
-@contextlib.contextmanager
-def cuda_as_to():
-    """``Tensor.cuda(device)`` -> ``Tensor.to(device)`` (the DTUM reference's direction code)."""
-    orig = torch.Tensor.cuda
-    torch.Tensor.cuda = lambda self, device=None, *a, **k: self.to(
-        device if device is not None else self.device
-    )
-    try:
-        yield
-    finally:
-        torch.Tensor.cuda = orig
-
-
+# The reference builders and CPU shims are those of the golden-output generator (one place knows
+# how to run the authors' code here): tools/golden/make_goldens.py.
 def ref_dtum(d: str) -> torch.nn.Module:
-    _on_path(d)
-    mod = importlib.import_module("models.model_res_UNet")
-    return mod.res_UNet_DTUM(num_classes=1, input_channels=3, block=mod.Res_block,
-                             num_blocks=[2, 2, 2, 2], nb_filter=[8, 16, 32, 64, 128])  # fmt: skip
+    return make_goldens.build_dtum(d)
 
 
 def ref_smfnet(d: str) -> torch.nn.Module:
-    _on_path(d)
-    _stub_thop()
-    mod = importlib.import_module("SMFNET_model.SMFNET")
-    mod.mcfg["pretrained_3d"] = False
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints its configuration
-        return mod.STNetwork(num_classes=1, num_frame=5)
+    return make_goldens.build_smfnet(d, "itsdt")
 
 
 def ref_pstfnet(d: str) -> torch.nn.Module:
-    _on_path(d)
-    _stub_thop()
-    return importlib.import_module("csnet.models.multiframe.PSTFNet.model_PSTFNet").PSTFNet()
+    return make_goldens.build_pstfnet(d)
 
 
 # ----------------------------------------------------------------------------------------------
 # cases: (ours, reference, input) with shared weights
 # ----------------------------------------------------------------------------------------------
 def _seeded(key: str, seed: int = 0) -> torch.nn.Module:
-    km = KEY_MAPS[key]
-    torch.manual_seed(seed)
-    m = create(km.model, **km.model_args)
-    distinct_seeded_state(m, seed, skip=km.config_keys)
-    return m.eval()
+    return make_goldens.seeded_mirstd(key, seed)
 
 
 def _share(key: str, mine: torch.nn.Module, ref: torch.nn.Module) -> torch.nn.Module:
@@ -165,7 +122,7 @@ def _clip(size: int) -> torch.Tensor:
 
 
 def _dtum_ref_out(ref: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    with cuda_as_to():
+    with make_goldens.cuda_as_to():
         return ref(x, None, 0)[0][:, :, 0]
 
 
@@ -265,7 +222,7 @@ def bench_case(name: str, case: dict[str, Any], iters: int, f64: bool) -> list[d
     with torch.inference_mode():
         outs = {k: fn() for k, fn in runs.items()}
         times = interleaved(runs, iters)
-        with cuda_as_to():
+        with make_goldens.cuda_as_to():
             flops_ref, _ = count_flops(ref, case["ref_flop_args"](x_ref))
         flops = {f"ours{'_' + k if k else ''}": count_flops(m, clip)[0] for k, m in case["ours"].items()}
         diff64 = _float64_diffs(case) if f64 else {}

@@ -87,7 +87,10 @@ def _ref_dir(root: Path, family: str) -> Path:
     return d
 
 
-def _stub_thop() -> None:
+def stub_thop() -> None:
+    """A stub ``thop`` module: the references import it at module level, for profiling only."""
+    if "thop" in sys.modules:
+        return
     try:
         import thop  # noqa: F401
     except ImportError:
@@ -97,7 +100,8 @@ def _stub_thop() -> None:
 
 
 @contextlib.contextmanager
-def _cuda_as_to():
+def cuda_as_to():
+    """``Tensor.cuda(device)`` -> ``Tensor.to(device)`` (the DTUM reference's direction code)."""
     orig = torch.Tensor.cuda
     torch.Tensor.cuda = lambda self, device=None, *a, **k: self.to(
         device if device is not None else self.device
@@ -134,28 +138,46 @@ def _load_ref(ref: torch.nn.Module, key: str, mine: torch.nn.Module) -> torch.nn
 # ----------------------------------------------------------------------------------------------
 # reference builders
 # ----------------------------------------------------------------------------------------------
-def ref_pstfnet(root: Path) -> torch.nn.Module:
-    sys.path.insert(0, str(_ref_dir(root, "pstfnet")))
-    _stub_thop()
+def _on_path(d: str | Path) -> None:
+    if not Path(d).is_dir():
+        raise SystemExit(f"reference folder not found: {d}")
+    if str(d) not in sys.path:
+        sys.path.insert(0, str(d))
+
+
+# Builders from a checkout folder (also used by benchmarks/bench_references.py).
+def build_pstfnet(d: str | Path) -> torch.nn.Module:
+    _on_path(d)
+    stub_thop()
     return importlib.import_module("csnet.models.multiframe.PSTFNet.model_PSTFNet").PSTFNet()
 
 
-def ref_dtum(root: Path) -> torch.nn.Module:
-    sys.path.insert(0, str(_ref_dir(root, "dtum")))
+def build_dtum(d: str | Path) -> torch.nn.Module:
+    _on_path(d)
     mod = importlib.import_module("models.model_res_UNet")
     return mod.res_UNet_DTUM(num_classes=1, input_channels=3, block=mod.Res_block,
                              num_blocks=[2, 2, 2, 2], nb_filter=[8, 16, 32, 64, 128])  # fmt: skip
 
 
-def ref_smfnet(root: Path, neck: str) -> torch.nn.Module:
-    d = str(_ref_dir(root, "smfnet"))
-    if d not in sys.path:
-        sys.path.insert(0, d)
-    _stub_thop()
+def build_smfnet(d: str | Path, neck: str = "itsdt") -> torch.nn.Module:
+    _on_path(d)
+    stub_thop()
     mod = importlib.import_module("SMFNET_model.SMFNET" if neck == "itsdt" else "SMFNET_model.SMTFNET_IRDST")
     mod.mcfg["pretrained_3d"] = False
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr):  # it prints its configuration
         return mod.STNetwork(num_classes=1, num_frame=5)
+
+
+def ref_pstfnet(root: Path) -> torch.nn.Module:
+    return build_pstfnet(_ref_dir(root, "pstfnet"))
+
+
+def ref_dtum(root: Path) -> torch.nn.Module:
+    return build_dtum(_ref_dir(root, "dtum"))
+
+
+def ref_smfnet(root: Path, neck: str) -> torch.nn.Module:
+    return build_smfnet(_ref_dir(root, "smfnet"), neck)
 
 
 def ref_sstnet(root: Path) -> torch.nn.Module:
@@ -325,7 +347,7 @@ def case_dtum(root: Path, seed: int = 0) -> dict:
     mine = seeded_mirstd("dtum", seed).double()
     ref = _load_ref(ref_dtum(root), "dtum", mine)
     clip = seeded_input(shape, seed)
-    with torch.no_grad(), _cuda_as_to():
+    with torch.no_grad(), cuda_as_to():
         r = ref(mine.norm(clip), None, 0)[0][:, :, 0]
         diffs = {"float64": _diff_entry(mine(clip), r)}
     return _record("dtum", "dtum", "dtum", seed, shape, {"logits": summarize(r)}, diffs)
@@ -353,7 +375,7 @@ def case_dtum_released(root: Path) -> dict:
     ref.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True), strict=True)
     ref = ref.eval().double()
     x = ((raw - 105.4025) / 26.6452)[None, None].repeat(1, 3, 1, 1, 1)  # MIRSDTDataLoader + run_model
-    with torch.no_grad(), _cuda_as_to():
+    with torch.no_grad(), cuda_as_to():
         r = ref(x, None, 0)[0][:, :, 0]
         mine, rep = load_reference("dtum", ckpt)
         clip = (raw / 255.0)[None, None].repeat(1, 3, 1, 1, 1)
@@ -429,7 +451,7 @@ def _run_dnanet(ref, mine, clip):
 
 
 def _run_dnanet_dtum(ref, mine, clip):
-    with _cuda_as_to():
+    with cuda_as_to():
         x = torch.stack([mine.norm(clip[:, :, t]) for t in range(clip.shape[2])], 2)
         r = ref(x, None, 0)[0][:, :, 0]  # (B, 1, 1, H, W) -> key-frame logits
         return {"logits": r}, {"float64": _diff_entry(mine(clip), r)}

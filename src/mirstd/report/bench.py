@@ -739,21 +739,32 @@ def _csv(v: Any) -> Any:
     return "" if v is None else v
 
 
-def _report(root: Path, docs: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
-    from mirstd.report import html
-
-    protocol = meta["protocol"]
+def report_sections(docs: list[dict[str, Any]], protocol: str) -> list[dict[str, Any]]:
+    """The tables of a protocol's finished methods: the ablation's paper tables first, then one per
+    group (mSCR group or real test split), rows in ``docs`` order; no plots."""
     names = {k: v["label"] for k, v in REAL_TESTS.items()} if protocol == "real" else GROUPS_TABLE1
     ok = [d for d in docs if d.get("status") == "ok"]
     sections = ablation_sections(ok) if protocol == "ablation" else []
     for g, title in names.items():
         rows = [{"method": d["label"], **{c: d["groups"][g].get(c, d.get(c)) for c, _, _ in COLUMNS[protocol]}}
                 for d in ok if g in d.get("groups", {})]  # fmt: skip
-        if not rows:
+        if rows:
+            sections.append({"id": g, "title": title, "columns": COLUMNS[protocol], "rows": rows,
+                             "plots": [], "first": "method"})  # fmt: skip
+    return sections
+
+
+def _report(root: Path, docs: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
+    from mirstd.report import html
+
+    ok = [d for d in docs if d.get("status") == "ok"]
+    sections = report_sections(docs, meta["protocol"])
+    for sec in sections:
+        g = sec["id"]
+        if g in ABLATION_TABLES:
             continue
         curves = {d["label"]: d["curves"].get(g, {}) for d in ok if g in d.get("curves", {})}
-        plots = html.curve_plots(curves, root / "plots", prefix=f"{g}_", title=title)
-        sections.append({"id": g, "title": title, "columns": COLUMNS[protocol], "rows": rows, "plots": plots})
+        sec["plots"] = html.curve_plots(curves, root / "plots", prefix=f"{g}_", title=sec["title"])
     thumbs = {d["label"]: [(t["caption"], root / "thumbs" / t["file"], t) for t in d.get("thumbs", [])]
               for d in ok if d.get("thumbs")}  # fmt: skip
     skipped = [(d["label"], d.get("reason", "")) for d in docs if d.get("status") != "ok"]
@@ -791,14 +802,8 @@ def markdown_tables(root: str | Path) -> str:
     fp = docs[0]["fingerprint"] if docs else {"protocol": "table1", "budget": "cpu-quick"}
     protocol = fp["protocol"]
     order = {n: i for i, n in enumerate(default_methods(protocol, fp["budget"]))}
-    ok = sorted((d for d in docs if d.get("status") == "ok"), key=lambda d: order.get(d["method"], 99))
-    sections = ablation_sections(ok) if protocol == "ablation" else []
-    names = {k: v["label"] for k, v in REAL_TESTS.items()} if protocol == "real" else GROUPS_TABLE1
-    for g, title in names.items():
-        rows = [{"method": d["label"], **{c: d["groups"][g].get(c, d.get(c)) for c, _, _ in COLUMNS[protocol]}}
-                for d in ok if g in d.get("groups", {})]  # fmt: skip
-        if rows:
-            sections.append({"title": title, "columns": COLUMNS[protocol], "rows": rows, "first": "method"})
+    docs.sort(key=lambda d: order.get(d["method"], 99))
+    sections = report_sections(docs, protocol)
     lines = []
     for sec in sections:
         cols = sec["columns"]
