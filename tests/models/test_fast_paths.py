@@ -241,3 +241,27 @@ def test_cat_shuffle_equals_cat_then_channel_shuffle() -> None:
     assert torch.equal(cat_shuffle(a, b), ref)
     assert torch.equal(cat_shuffle(a.contiguous(memory_format=torch.channels_last_3d), b), ref)
     assert torch.equal(cat_shuffle(a[:, :, 0], b[:, :, 0]), channel_shuffle(torch.cat([a, b], 1)[:, :, 0], 2))
+
+
+# ----------------------------------------------------------------------------------------------
+# inference rewrites (no gradient recorded): BN folded into the ResBlock / PTAM convs,
+# channels_last convs, frame-by-frame PSTFNet encoder, PTAM gates only where the output reads
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "kwargs", "shape"),
+    [
+        ("pstfnet", {"channels": (4, 8, 16, 32), "grid_size": 4}, (2, 3, 5, 32, 32)),
+        ("pstfnet", {"num_frames": 3}, (1, 3, 3, 64, 48)),
+        ("resunet", {}, (2, 3, 5, 32, 32)),
+        ("dtum", {}, (1, 3, 5, 32, 32)),
+    ],
+)
+def test_inference_rewrites_equal_the_graph_forward(name: str, kwargs: dict, shape: tuple) -> None:
+    m = _seeded(name, **kwargs).eval()
+    clip = _clip(*shape)
+    with torch.no_grad():
+        fast = m(clip)
+    graph = m(clip)  # autograd on: the training-graph ops, in eval mode
+    assert graph.requires_grad
+    assert fast.abs().max() > 0.01
+    assert _max_diff(fast, graph) <= TOL

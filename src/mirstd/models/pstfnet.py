@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mirstd.models.base import SegmentMethod
+from mirstd.models.fuse import eval_bn_folded
 from mirstd.models.registry import register_model
 from mirstd.models.resunet import (
     ClipNorm,
@@ -41,6 +42,7 @@ from mirstd.models.resunet import (
     ResUNetDecoder,
     ResUNetEncoder,
     check_clip,
+    conv2d_cl,
     conv2d_same,
 )
 
@@ -121,7 +123,13 @@ def _toeplitz_weight(weight: torch.Tensor, t: int, pt: int, t_out: int) -> torch
 TOEPLITZ_MAX_CIN = 8
 
 
-def _conv3d_frames(x: torch.Tensor, conv: nn.Conv3d, last_only: bool = False) -> torch.Tensor:
+def _conv3d_frames(
+    x: torch.Tensor,
+    conv: nn.Conv3d,
+    last_only: bool = False,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``conv`` (stride 1, no dilation/groups) on frames-first ``x (B, T, Cin, H, W)``.
 
     ``out[t] = b + sum_dt W[:, :, dt] * x[t + dt - pt]`` (``*`` = 2-D conv), identical to
@@ -135,30 +143,32 @@ def _conv3d_frames(x: torch.Tensor, conv: nn.Conv3d, last_only: bool = False) ->
 
     Returns ``(B, T_out, Cout, H', W')``, or ``(B, 1, Cout, H', W')`` with only the last output
     time when ``last_only`` (its taps are stacked on the input channels: one small Conv2d).
+    ``weight``/``bias`` replace the conv's own (the eval BN folded in, ``ConvBNAct3d``).
     """
     b, t, cin, h, w = x.shape
     kt, pt = conv.kernel_size[0], conv.padding[0]
     pad2d = tuple(conv.padding[1:])
-    weight = conv.weight  # (Cout, Cin, kt, kh, kw)
+    if weight is None:
+        weight, bias = conv.weight, conv.bias  # (Cout, Cin, kt, kh, kw)
     cout = weight.shape[0]
     t_out = t + 2 * pt - kt + 1
     if last_only:
         taps = [dt for dt in range(kt) if 0 <= t_out - 1 + dt - pt < t]
         xin = torch.cat([x[:, t_out - 1 + dt - pt] for dt in taps], dim=1)
         wcat = torch.cat([weight[:, :, dt] for dt in taps], dim=1)
-        return conv2d_same(xin, wcat, conv.bias, pad2d).unsqueeze(1)
+        return conv2d_same(xin, wcat, bias, pad2d).unsqueeze(1)
     if kt == 1:
-        y = conv2d_same(x.reshape(b * t, cin, h, w), weight[:, :, 0], conv.bias, pad2d)
+        y = conv2d_same(x.reshape(b * t, cin, h, w), weight[:, :, 0], bias, pad2d)
         return y.view(b, t, cout, *y.shape[-2:])
     if cin <= TOEPLITZ_MAX_CIN or weight.shape[-2:] == (1, 1):
-        bias = conv.bias.repeat(t_out) if conv.bias is not None else None
+        bias = bias.repeat(t_out) if bias is not None else None
         y = conv2d_same(x.reshape(b, t * cin, h, w), _toeplitz_weight(weight, t, pt, t_out), bias, pad2d)
         return y.view(b, t_out, cout, *y.shape[-2:])
     w2 = weight.permute(2, 0, 1, 3, 4).reshape(kt * cout, cin, *weight.shape[-2:])
     y = conv2d_same(x.reshape(b * t, cin, h, w), w2, None, pad2d)
     out = _TimeShiftSum.apply(y.view(b, t, kt, cout, *y.shape[-2:]), pt, t_out)
-    if conv.bias is not None:
-        out = out + conv.bias.view(1, 1, cout, 1, 1)
+    if bias is not None:
+        out = out + bias.view(1, 1, cout, 1, 1)
     return out
 
 
@@ -181,11 +191,25 @@ class ConvBNAct3d(nn.Module):
         return not self.bn.training and self.bn.running_mean is not None
 
     def forward_frames(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        folded = None if torch.is_grad_enabled() else eval_bn_folded(self.conv, self.bn)
+        if folded is not None:  # inference: BN folded into the conv, ReLU in place
+            y = _conv3d_frames(x, self.conv, last_only, *folded)
+            return y.relu_() if self.act else y
         y = _conv3d_frames(x, self.conv, last_only=last_only)
         b, t, c, h, w = y.shape
         # BN3d statistics over (B, T, H, W) == over (B*T, 1, H, W): same elements.
         y = self.bn(y.reshape(b * t, c, 1, h, w)).view(b, t, c, h, w)
         return F.relu(y) if self.act else y
+
+
+def _inference_foldable(module: nn.Module) -> bool:
+    """No gradient recorded and every BN of ``module`` on running statistics: each BN is then a
+    fixed per-channel affine map that the streaming helpers fold into its conv."""
+    return not torch.is_grad_enabled() and all(
+        not m.training and m.running_mean is not None and m.running_var is not None
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    )
 
 
 def _conv_bn_relu2d(cin: int, cout: int, k: int) -> nn.Sequential:
@@ -245,6 +269,8 @@ class P2DConvGate(nn.Module):
     def forward_frames(self, feats: torch.Tensor) -> torch.Tensor:
         """Fast path: ``feats (B, T, C, H, W)`` -> gate ``(B, C, H, W)``."""
         x = self.head.forward_frames(feats)
+        if _inference_foldable(self):  # BN folded, only the tail inputs the last output reads
+            return _p2d_stream(self, x)
         frames = [x[:, -1 - d] for d in range(self.num_frames)]
         stacked = torch.stack(self._accumulate(frames), dim=1)
         y = self.tail.forward_frames(stacked, last_only=self.tail.can_skip_to_last())
@@ -289,6 +315,8 @@ class M3DConvGate(nn.Module):
 
     def forward_frames(self, feats: torch.Tensor) -> torch.Tensor:
         x = self.head.forward_frames(feats)
+        if _inference_foldable(self):  # BN folded, each layer only at the positions the output reads
+            return _m3d_stream(self, x)
         outs = []
         for branch in self.branches:
             y = x
@@ -637,10 +665,10 @@ def _conv_bn_act_span(
     cout, n_out = weight.shape[0], hi - lo
     if kt == 1:
         xs = x[:, lo - x_lo : hi - x_lo].reshape(b * n_out, c, h, w)
-        y = F.conv2d(xs, weight[:, :, 0], bias, padding=pad2d)
+        y = conv2d_cl(xs, weight[:, :, 0], bias, padding=pad2d)
     else:  # frames stacked on channels; block (o, s) = W[:, :, s - o + pt], zero outside the kernel
         big = _toeplitz_weight(weight, n, pt + x_lo - lo, n_out)
-        y = F.conv2d(x.reshape(b, n * c, h, w), big, bias.repeat(n_out), padding=pad2d)
+        y = conv2d_cl(x.reshape(b, n * c, h, w), big, bias.repeat(n_out), padding=pad2d)
     y = y.view(b, n_out, cout, *y.shape[-2:])
     return F.relu(y) if layer.act else y
 
@@ -681,7 +709,7 @@ def _p2d_stream(gate: P2DConvGate, g: torch.Tensor) -> torch.Tensor:
 
     def conv(key: str, x: torch.Tensor) -> torch.Tensor:
         w, b, pad = folded[key]
-        return F.relu(F.conv2d(x, w, b, padding=pad))
+        return conv2d_cl(x, w, b, padding=pad).relu_()
 
     a: dict[int, torch.Tensor] = {}
     for d in range(t - 1, -1, -1):  # as P2DConvGate._accumulate; d = 0 is the current frame
@@ -829,10 +857,20 @@ class PSTFNet(SegmentMethod):
         if not self.fast:  # reference: literally one encoder call per frame
             per_frame = [self.encoder(x[:, :, t]) for t in range(x.shape[2])]
             return [torch.stack([f[lvl] for f in per_frame], dim=2) for lvl in range(4)]
-        # One call on the B*T frames in (b, t) order; FrameBatchNorm2d keeps per-frame statistics.
         b, c, t, h, w = x.shape
+        if not torch.is_grad_enabled():
+            # Inference: frame by frame in channels_last memory (oneDNN's fast layout for these
+            # few-channel convs; one frame's maps stay in cache across a block's element-wise
+            # steps): 1.6x faster than the batched NCHW call at 384 px, same function.
+            per_frame = [self._encode_frame_maps(x[:, :, i]) for i in range(t)]
+            return [torch.stack([f[lvl] for f in per_frame], dim=1) for lvl in range(4)]
+        # One call on the B*T frames in (b, t) order; FrameBatchNorm2d keeps per-frame statistics.
         feats = self.encoder(x.transpose(1, 2).reshape(b * t, c, h, w), frames=t)
         return [f.view(b, t, *f.shape[1:]) for f in feats]
+
+    def _encode_frame_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's four maps of one normalised frame ``(B, C, H, W)`` (inference)."""
+        return self.encoder(x.contiguous(memory_format=torch.channels_last))
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         """Clip ``(B, C, T, H, W)`` in [0, 1], current frame last -> logits ``(B, 1, H, W)``."""
@@ -859,7 +897,7 @@ class PSTFNet(SegmentMethod):
         taps of this frame, so :meth:`predict_from_features` never re-runs a head on older frames."""
         if self.training:
             raise RuntimeError("PSTFNet.encode_frame is for eval mode (training BN mixes the batch)")
-        maps = self.encoder(self.norm(frame.unsqueeze(2))[:, :, 0])
+        maps = self._encode_frame_maps(self.norm(frame.unsqueeze(2))[:, :, 0])
         if not self._stream_exact():
             return maps
         taps: dict[str, dict[str, torch.Tensor]] = {}

@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mirstd.models.base import SegmentMethod
+from mirstd.models.fuse import eval_bn_folded
 from mirstd.models.registry import register_model
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "ResUNetEncoder",
     "SpatialAttention",
     "check_clip",
+    "channels_last",
+    "conv2d_cl",
     "conv2d_same",
     "init_head_prior",
     "make_stage",
@@ -95,9 +98,27 @@ def conv2d_same(
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
     )
-    if not needs_grad or ph > kh - 1 or pw > kw - 1:
+    if not needs_grad:
+        return conv2d_cl(x, weight, bias, padding=padding)
+    if ph > kh - 1 or pw > kw - 1:
         return F.conv2d(x, weight, bias, padding=padding)
     return _SameConv2dFn.apply(x, weight, bias, (ph, pw))
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels_last memory: oneDNN's CPU convs on few-channel maps run 3-6x faster on it
+    than on NCHW (measured at 384 px: 2 -> 2 3x3 over 5 frames 24.6 ms NCHW, 4.2 ms with this copy),
+    so inference converts before each conv (a no-op when ``x`` already is channels_last)."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def conv2d_cl(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, **kwargs: object
+) -> torch.Tensor:
+    """``F.conv2d`` with input and weight in channels_last memory (inference). The weight too:
+    with an NCHW weight PyTorch may copy a channels-last input whose batch stride is not
+    ``H*W*C`` (a frame sliced from a stacked clip) back to NCHW, 5x slower (measured 67 vs 12 ms)."""
+    return F.conv2d(channels_last(x), channels_last(weight), bias, **kwargs)
 
 
 class FastConv2d(nn.Conv2d):
@@ -190,6 +211,8 @@ class SpatialAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stats = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        if not torch.is_grad_enabled():  # oneDNN runs this 2 -> 1 7x7 conv 2.5x faster channels-last
+            stats = stats.contiguous(memory_format=torch.channels_last)
         return torch.sigmoid(self.conv(stats))
 
 
@@ -214,7 +237,34 @@ class ResBlock(nn.Module):
         return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        folded = self._folded()
+        if folded is not None:
+            return self._body_folded(x, folded).add_(self._shortcut_folded(x, folded)).relu_()
         return F.relu(self.body(x) + self.shortcut(x))
+
+    # Inference (no gradient recorded, every BN on running statistics): BN folded into the convs
+    # and the element-wise steps in place -- the same function with 2 fewer full-size passes per
+    # conv (the encoders' few-channel maps make these passes, not the convs, the cost).
+    def _folded(self) -> list[tuple[torch.Tensor, torch.Tensor | None]] | None:
+        """Folded ``(weight, bias)`` of conv1, conv2 (and the shortcut conv) in inference, else None."""
+        if torch.is_grad_enabled():
+            return None
+        pairs = [(self.conv1, self.bn1), (self.conv2, self.bn2)]
+        if not isinstance(self.shortcut, nn.Identity):
+            pairs.append((self.shortcut[0], self.shortcut[1]))
+        folded = [eval_bn_folded(conv, bn) for conv, bn in pairs]
+        return None if any(f is None for f in folded) else folded  # type: ignore[return-value]
+
+    def _body_folded(self, x: torch.Tensor, folded: list) -> torch.Tensor:  # noqa: ANN001
+        (w1, b1), (w2, b2) = folded[:2]
+        y = conv2d_cl(x, w1, b1, padding=self.conv1.padding).relu_()
+        return conv2d_cl(y, w2, b2, padding=self.conv2.padding)
+
+    def _shortcut_folded(self, x: torch.Tensor, folded: list) -> torch.Tensor:  # noqa: ANN001
+        if len(folded) == 2:
+            return x
+        (w, b), conv = folded[2], self.shortcut[0]
+        return conv2d_cl(x, w, b, stride=conv.stride, padding=conv.padding)
 
 
 class ResCBAMBlock(ResBlock):
@@ -227,6 +277,12 @@ class ResCBAMBlock(ResBlock):
         self.sa = SpatialAttention()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        folded = self._folded()
+        if folded is not None:  # inference: BN folded, in place (ResBlock._folded)
+            y = self._body_folded(x, folded)
+            y = y.mul_(self.ca(y))
+            y = y.mul_(self.sa(y))
+            return y.add_(self._shortcut_folded(x, folded)).relu_()
         y = self.body(x)
         y = self.ca(y) * y
         y = self.sa(y) * y
