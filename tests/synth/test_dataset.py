@@ -1,5 +1,6 @@
 """Dataset-level checks (spec synth.md §11 items 1, 2, 3, 7, 8), the SCR ablation and the CLI."""
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -221,3 +222,14 @@ def test_workers_give_byte_identical_files(tmp_path):
     assert files_a == files_b and len(files_a) > 20
     for rel in files_a:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_in_memory_preset_names_its_splits_for_merging():
+    from mirstd.data.readers import merge_datasets
+
+    ds = load_synth("smoke", seed=0, frames=4)
+    for split in ("train", "val", "test"):
+        assert ds.splits[f"synth_{split}"] == ds.splits[split]
+    other = dataclasses.replace(ds, sequences={}, splits={"train": ["x"]}, name="other")
+    merged = merge_datasets([ds, other])
+    assert merged.splits["synth_train"] == ds.splits["train"]  # only the synthetic source's train

@@ -536,8 +536,12 @@ def load_synth(
 
         it = tqdm(plans, desc=f"synth {cfg.get('preset', '')}", unit="seq")
     seqs = {p.name: render(cfg, int(seed), p).sequence for p in it}
+    splits = _splits(plans)
+    # prefixed copies name this source inside a merged dataset, as the real protocols' splits do
+    # (data=[synth:demo, real:airground] train_split=synth_train+airground_train)
+    splits |= {f"synth_{k}": list(v) for k, v in list(splits.items())}
     return SequenceDataset(
-        seqs, _splits(plans), cfg["name"], None, "synth", None, dataset_meta(cfg, seed, seqs.values())
+        seqs, splits, cfg["name"], None, "synth", None, dataset_meta(cfg, seed, seqs.values())
     )
 
 
