@@ -623,17 +623,13 @@ class FrameFeatures(list):
 
 
 def _fold_bn(conv: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eval-mode ``bn(conv(x))`` as one conv: ``W' = W s``, ``b' = (b - mean) s + beta``,
-    ``s = gamma / sqrt(var + eps)`` (the same affine map BN applies per channel with running stats)."""
-    s = torch.rsqrt(bn.running_var + bn.eps)
-    if bn.weight is not None:
-        s = s * bn.weight
-    shift = -bn.running_mean * s
-    if bn.bias is not None:
-        shift = shift + bn.bias
-    w = conv.weight * s.view(-1, *([1] * (conv.weight.dim() - 1)))
-    b = shift if conv.bias is None else conv.bias * s + shift
-    return w, b
+    """Eval-mode ``bn(conv(x))`` as one conv (``mirstd.models.fuse.eval_bn_folded``); the streaming
+    helpers run only where every PTAM BN has running statistics (``PSTFNet._stream_exact``)."""
+    folded = eval_bn_folded(conv, bn)
+    if folded is None:
+        raise RuntimeError("_fold_bn: BN without running statistics (or in training mode)")
+    weight, bias = folded
+    return weight, bias  # type: ignore[return-value]
 
 
 def _span_inputs(layers: Sequence[ConvBNAct3d], out: tuple[int, int], t: int) -> list[tuple[int, int]]:
