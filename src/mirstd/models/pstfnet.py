@@ -41,6 +41,7 @@ from mirstd.models.resunet import (
     ResCBAMBlock,
     ResUNetDecoder,
     ResUNetEncoder,
+    channels_last,
     check_clip,
     conv2d_cl,
     conv2d_same,
@@ -202,14 +203,19 @@ class ConvBNAct3d(nn.Module):
         return F.relu(y) if self.act else y
 
 
-def _inference_foldable(module: nn.Module) -> bool:
-    """No gradient recorded and every BN of ``module`` on running statistics: each BN is then a
-    fixed per-channel affine map that the streaming helpers fold into its conv."""
-    return not torch.is_grad_enabled() and all(
+def _bns_foldable(module: nn.Module) -> bool:
+    """Every BN of ``module`` in eval mode on running statistics: each is then a fixed per-channel
+    affine map that the streaming helpers fold into its conv."""
+    return all(
         not m.training and m.running_mean is not None and m.running_var is not None
         for m in module.modules()
         if isinstance(m, nn.modules.batchnorm._BatchNorm)
     )
+
+
+def _inference_foldable(module: nn.Module) -> bool:
+    """No gradient recorded and every BN of ``module`` foldable (``_bns_foldable``)."""
+    return not torch.is_grad_enabled() and _bns_foldable(module)
 
 
 def _conv_bn_relu2d(cin: int, cout: int, k: int) -> nn.Sequential:
@@ -628,8 +634,7 @@ def _fold_bn(conv: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> tuple[torc
     folded = eval_bn_folded(conv, bn)
     if folded is None:
         raise RuntimeError("_fold_bn: BN without running statistics (or in training mode)")
-    weight, bias = folded
-    return weight, bias  # type: ignore[return-value]
+    return folded  # type: ignore[return-value]
 
 
 def _span_inputs(layers: Sequence[ConvBNAct3d], out: tuple[int, int], t: int) -> list[tuple[int, int]]:
@@ -866,7 +871,7 @@ class PSTFNet(SegmentMethod):
 
     def _encode_frame_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The encoder's four maps of one normalised frame ``(B, C, H, W)`` (inference)."""
-        return self.encoder(x.contiguous(memory_format=torch.channels_last))
+        return self.encoder(channels_last(x))
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         """Clip ``(B, C, T, H, W)`` in [0, 1], current frame last -> logits ``(B, 1, H, W)``."""
@@ -920,15 +925,7 @@ class PSTFNet(SegmentMethod):
     def _stream_exact(self) -> bool:
         """The cached-tap stream path applies: fast PTAM, eval mode, running statistics in every PTAM
         BN (then each BN is a fixed per-channel affine map and can be folded into its conv)."""
-        return (
-            self.fast
-            and not self.training
-            and all(
-                m.running_mean is not None and m.running_var is not None
-                for m in self.ptam.modules()
-                if isinstance(m, nn.modules.batchnorm._BatchNorm)
-            )
-        )
+        return self.fast and not self.training and _bns_foldable(self.ptam)
 
     def _ptam_stream(self, key: str, feats: Sequence[FrameFeatures]) -> torch.Tensor:
         """``self.ptam[key]`` of the last frame from cached taps: ``R + R * G_P2D * G_M3D``."""
