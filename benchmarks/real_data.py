@@ -2,6 +2,7 @@
 
     python benchmarks/real_data.py eval  [--models pstfnet resunet tophat] [--weights NAME=CKPT ...]
                                          [--drone-stride 10] [--out benchmarks/results/real_data.json]
+                                         [--merge] [--cards]   # --cards: scores -> shipped model cards
     python benchmarks/real_data.py ship  RUN_DIR NAME [--train-minutes M]   # best.pt -> mirstd/weights/NAME.pt
 
 Test splits (``mirstd.data.protocols``): ``airground-real`` test sequences (every frame; point protocol,
@@ -76,8 +77,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys([*args.models, *given]))
     results = {"env": {**_cpu(), "mirstd": mirstd.__version__, "torch": torch.__version__,
                        "python": sys.version.split()[0]}, "tests": TESTS, "methods": {}}  # fmt: skip
-    for n in names:
-        results["methods"][n] = score(n, given.get(n), args.drone_stride)
+    for n in names:  # each method keeps the machine it was scored on (a --merge mixes runs)
+        results["methods"][n] = {**score(n, given.get(n), args.drone_stride), "env": results["env"]}
     out = Path(args.out)
     old = json.loads(out.read_text()) if out.is_file() and args.merge else {}
     if old:
@@ -86,11 +87,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
         results = old
     write_json(out, results)
     print(f"wrote {out}")
+    if args.cards:
+        for n in names:
+            if n not in given and pretrained_path(n) is not None:
+                _card_scores(n, results["methods"][n], out)
     return 0
 
 
+def _card_scores(name: str, scores: dict[str, Any], source: Path) -> None:
+    """Record a shipped model's test-split scores in its model card (``mirstd/weights/NAME.json``)."""
+    path = WEIGHTS_DIR / f"{name}.json"
+    card = json.loads(path.read_text())
+    card["test_scores"] = {k: v for k, v in scores.items() if k in TESTS}
+    card["test_scores_from"] = f"{source.as_posix()} (benchmarks/real_data.py eval)"
+    write_json(path, card)
+    print(f"wrote the test scores into {path}")
+
+
 def _validations(rows: list[str]) -> list[dict[str, Any]]:
-    """The val-split figures of every validation in a run's results.csv (Pd at FA/frame budgets)."""
+    """The val-split figures of every validation in a run's results.csv (Pd at FA/frame budgets, AP50)."""
     if len(rows) < 2:
         return []
     head = rows[0].split(",")
@@ -98,7 +113,7 @@ def _validations(rows: list[str]) -> list[dict[str, Any]]:
     for r in rows[1:]:
         vals = dict(zip(head, r.split(",")))
         keep = {k.split("/", 1)[1]: float(v) for k, v in vals.items()
-                if k.startswith("metrics/pd@fapf") and v not in ("", "nan")}  # fmt: skip
+                if k.startswith(("metrics/pd@fapf", "metrics/ap50")) and v not in ("", "nan")}  # fmt: skip
         out.append({"step": int(float(vals["step"])), "train_loss": float(vals["train/loss"]), **keep})
     return out
 
@@ -137,6 +152,9 @@ def cmd_ship(args: argparse.Namespace) -> int:
                 "mask_radius",
                 "balance",
                 "intensity_jitter",
+                "target_crop_prob",
+                "weight_decay",
+                "warmup_steps",
                 "seed",
             )
         },
@@ -170,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--drone-stride", type=int, default=None)
     e.add_argument("--out", default="benchmarks/results/real_data.json")
     e.add_argument("--merge", action="store_true", help="update the methods of an existing results file")
+    e.add_argument(
+        "--cards", action="store_true", help="write shipped models' test scores into their model cards"
+    )
     s = sub.add_parser("ship")
     s.add_argument("run")
     s.add_argument("name")

@@ -547,3 +547,18 @@ def test_kill9_train_leaves_a_loadable_run(tmp_path):
     subprocess.run([PY, str(ENGINE_TESTS / "run_standin.py"), f"project={tmp_path}", "name=k", "resume=true"],
                    env=_env(), check=True, capture_output=True)  # fmt: skip
     assert load_checkpoint(last)["step"] == 24
+
+
+def test_atomic_writes_get_the_mode_of_an_ordinary_file(tmp_path):
+    # mkstemp creates 0o600 files: run folders and shipped model cards would be unreadable to others
+    from mirstd.utils.io import atomic_write_text, staged_dir, write_json
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    want = plain.stat().st_mode & 0o777
+    for path in (atomic_write_text(tmp_path / "a.txt", "x"), write_json(tmp_path / "b.json", {"a": 1})):
+        assert path.stat().st_mode & 0o777 == want, path
+    (tmp_path / "plain").mkdir()
+    with staged_dir(tmp_path / "staged") as d:
+        (d / "f.txt").write_text("x")
+    assert (tmp_path / "staged").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777

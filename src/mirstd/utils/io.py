@@ -14,6 +14,16 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# The modes open() and mkdir() give (0o666 / 0o777 less the umask); mkstemp / mkdtemp's are 0o600 / 0o700
+_FILE_MODE, _DIR_MODE = 0o666 & ~_umask(), 0o777 & ~_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,6 +34,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)  # readable as any file the user writes, e.g. by a shared group
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -174,6 +185,7 @@ def staged_dir(
     out = check_out_dir(out, exist_ok, key, marker)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name[:100]}.", suffix=".partial"))
+    os.chmod(tmp, _DIR_MODE)  # mkdtemp's own is 0o700; the output is an ordinary folder
     try:
         yield tmp
     except BaseException:
