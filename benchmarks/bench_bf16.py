@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_bf16.py [--videos 4] [--frames 10] [--size 256] [--threads 1]
 
-For pstfnet and resunet (shipped weights) and dtum / smfnet (random weights, seed 0), at 256x256
+For pstfnet, resunet and smfnet (shipped weights) and dtum (random weights, seed 0), at 256x256
 (a centre crop of the 320x256 drone-ir frames): the same ``Predictor`` (streamed with cached
 features where the model offers it, as ``mirstd predict`` runs) once with ``dtype=float32`` and
 once with ``dtype=bfloat16``, frame by frame over the first ``--frames`` frames of ``--videos``
@@ -37,7 +37,7 @@ from mirstd.models.registry import create
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MIRSTD_DRONE_IR", "/work/shared/data/drone-ir"))
-MODELS = {"pstfnet": "shipped", "resunet": "shipped", "dtum": "random", "smfnet": "random"}
+MODELS = {"pstfnet": "shipped", "resunet": "shipped", "dtum": "random", "smfnet": "shipped"}
 
 
 def load(name: str) -> torch.nn.Module:

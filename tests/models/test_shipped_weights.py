@@ -17,7 +17,7 @@ MAX_BYTES = 10 * 2**20  # issue 11: each shipped checkpoint <= 10 MB
 
 
 def test_the_package_ships_weights() -> None:
-    assert {"pstfnet", "resunet"} <= set(SHIPPED)
+    assert {"pstfnet", "resunet", "smfnet"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
