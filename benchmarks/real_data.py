@@ -97,6 +97,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _card_scores(name: str, scores: dict[str, Any], source: Path) -> None:
     """Record a shipped model's test-split scores in its model card (``mirstd/weights/NAME.json``)."""
     path = WEIGHTS_DIR / f"{name}.json"
+    if not path.is_file():
+        print(f"{name}: no model card {path}; its test scores are only in {source}", file=sys.stderr)
+        return
     card = json.loads(path.read_text())
     card["test_scores"] = {k: v for k, v in scores.items() if k in TESTS}
     card["test_scores_from"] = f"{source.as_posix()} (benchmarks/real_data.py eval)"
@@ -148,8 +151,10 @@ def cmd_ship(args: argparse.Namespace) -> int:
                 "optimizer",
                 "scheduler",
                 "loss",
+                "loss_args",
                 "mask_from",
                 "mask_radius",
+                "point_mask",
                 "balance",
                 "intensity_jitter",
                 "target_crop_prob",

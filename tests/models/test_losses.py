@@ -51,3 +51,30 @@ def test_build_loss_names_and_error():
     assert isinstance(build_loss("focal", gamma=1.0), FocalLoss)
     with pytest.raises(ValueError, match="unknown loss 'dice'; choose one of: softiou, bce, focal"):
         build_loss("dice")
+
+
+def test_fixed_loss_models_refuse_loss_and_loss_args():
+    """A box model's loss is its own: a ``loss=`` or ``loss_args=`` for it is an error, never dropped."""
+    from mirstd.models.registry import create
+
+    model = create("smfnet", width=0.25)
+    model.set_loss(None)  # the default: nothing to choose
+    with pytest.raises(ValueError, match="loss='bce'"):
+        model.set_loss("bce")
+    with pytest.raises(ValueError, match="loss_args=.*per_sample"):
+        model.set_loss(None, per_sample=False)
+    create("resunet").set_loss(None, per_sample=False)  # mask models take them
+
+
+def test_softiou_bce_is_the_sum_of_its_terms_per_sample_or_per_batch():
+    from mirstd.models.losses import SoftIoUBCELoss
+
+    g = torch.zeros(2, 1, 4, 4, dtype=torch.float64)
+    g[0, :, 1:3, 1:3] = 1  # sample 1 has no target
+    z = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    bce = BCELoss()(z, g)
+    for per_sample in (True, False):
+        got = SoftIoUBCELoss(bce_weight=0.5, per_sample=per_sample)(z, g)
+        want = SoftIoULoss(per_sample=per_sample)(z, g) + 0.5 * bce
+        assert got.item() == pytest.approx(want.item(), abs=1e-12)
+    assert SoftIoUBCELoss(per_sample=False)(z, g).item() != pytest.approx(SoftIoUBCELoss()(z, g).item())

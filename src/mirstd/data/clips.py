@@ -24,7 +24,13 @@ import numpy as np
 import torch
 
 from mirstd.data import transforms as tf
-from mirstd.data.convert import box_centers, boxes_to_mask, points_to_boxes, points_to_mask
+from mirstd.data.convert import (
+    box_centers,
+    boxes_to_mask,
+    points_to_boxes,
+    points_to_mask,
+    points_to_peak_mask,
+)
 from mirstd.data.sequence import Sequence, SequenceDataset
 
 PADS = ("repeat", "zeros", "skip", "source")
@@ -49,6 +55,9 @@ class ClipDataset(torch.utils.data.Dataset):
         mask_from: for frames without a mask: ``"points"`` ((2r+1)^2 squares, r = ``mask_radius``),
             ``"boxes"`` (filled boxes), ``"auto"`` (boxes where the frame has boxes, else points) or
             None (zeros, ``has_mask`` False).
+        point_mask: how a point becomes a mask: ``"square"`` (the square above) or ``"peak"`` (grown
+            from the point to its target's pixels on the key frame, square where no target stands
+            out: :func:`mirstd.data.convert.points_to_peak_mask`).
         point_box: for frames with points but no boxes: fixed box size (8 = DAUB rule) or None (no boxes).
         allow_single_frame: permit multi-frame training on single-frame datasets (frames repeated).
         seed: base seed.
@@ -69,6 +78,7 @@ class ClipDataset(torch.utils.data.Dataset):
         mask_from: str | None = None,
         mask_radius: int = 0,
         point_box: float | None = None,
+        point_mask: str = "square",
         allow_single_frame: bool = False,
         cache_frames: int = 64,
         seed: int = 0,
@@ -82,6 +92,8 @@ class ClipDataset(torch.utils.data.Dataset):
         mask_from = None if mask_from == "none" else mask_from  # "none" overrides a checkpoint's choice
         if mask_from not in (None, "points", "boxes", "auto"):
             raise ValueError(f"mask_from={mask_from!r}; valid: None, 'points', 'boxes', 'auto'")
+        if point_mask not in ("square", "peak"):
+            raise ValueError(f"point_mask={point_mask!r}; valid: 'square', 'peak'")
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
         single = [s.name for s in self.sequences if s.meta.get("single_frame")]
@@ -100,6 +112,7 @@ class ClipDataset(torch.utils.data.Dataset):
             mask_radius,
             point_box,
         )
+        self.point_mask = point_mask
         self.seed, self.epoch = seed, 0
         self.intensity_jitter = float(intensity_jitter)
         start = num_frames - 1 if pad == "skip" else 0
@@ -145,7 +158,7 @@ class ClipDataset(torch.utils.data.Dataset):
             )
         return np.stack(out)
 
-    def _labels(self, seq: Sequence, i: int, shape: tuple[int, int]):
+    def _labels(self, seq: Sequence, i: int, shape: tuple[int, int], frame: np.ndarray | None = None):
         lab = seq.labels[i]
         boxes = lab.boxes if lab.has_boxes else np.zeros((0, 4), np.float32)
         points = lab.points if lab.has_points else np.zeros((0, 2), np.float32)
@@ -160,7 +173,12 @@ class ClipDataset(torch.utils.data.Dataset):
         elif self.mask_from == "auto" and lab.has_boxes:  # mixed data: boxes where a frame has them
             mask, has_mask = boxes_to_mask(boxes, shape), True
         elif self.mask_from in ("points", "auto") and (lab.has_points or lab.has_boxes):
-            mask, has_mask = points_to_mask(points, shape, self.mask_radius), True
+            if self.point_mask == "peak":
+                frame = seq.load_frame(i) if frame is None else frame
+                mask = points_to_peak_mask(points, frame, self.mask_radius)
+            else:
+                mask = points_to_mask(points, shape, self.mask_radius)
+            has_mask = True
         elif self.mask_from == "boxes" and (lab.has_boxes or (lab.has_points and self.point_box)):
             mask, has_mask = boxes_to_mask(boxes, shape), True
         return np.asarray(boxes, np.float32).copy(), np.asarray(points, np.float32).copy(), mask, has_mask
@@ -171,7 +189,7 @@ class ClipDataset(torch.utils.data.Dataset):
         seq = self.sequences[si]
         clip = self.load_clip(si, i)
         H, W = clip.shape[1:]
-        boxes, points, mask, has_mask = self._labels(seq, i, (H, W))
+        boxes, points, mask, has_mask = self._labels(seq, i, (H, W), clip[-1])
         rng = np.random.default_rng([self.seed, self.epoch, idx])
         crop_xy = None
         if self.crop:
@@ -245,7 +263,8 @@ class ClipDataset(torch.utils.data.Dataset):
         si, i = self.index[idx]
         seq = self.sequences[si]
         shape = tuple(int(v) for v in seq.size) if seq.size else self.sequences[si].load_frame(i).shape[-2:]
-        boxes, points, mask, has_mask = self._labels(seq, i, shape)
+        frame = self._frame(si, i) if self.point_mask == "peak" else None
+        boxes, points, mask, has_mask = self._labels(seq, i, shape, frame)
         m = torch.zeros((1, *shape)) if mask is None else torch.from_numpy(mask.astype(np.float32))[None]
         return {
             "mask": m,

@@ -109,6 +109,7 @@ def clip_dataset(
         rotate_deg=float(cfg.get("rotate_deg") or 0.0),
         mask_from=cfg.get("mask_from"),
         mask_radius=int(cfg.get("mask_radius") or 0),
+        point_mask=str(cfg.get("point_mask") or "square"),
         point_box=cfg.get("point_box"),
         seed=int(cfg.get("seed") or 0),
         target_crop_prob=float(cfg.get("target_crop_prob", 0.8)),

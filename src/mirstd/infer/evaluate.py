@@ -76,6 +76,7 @@ def eval_dataset(
     mask_radius: int = 0,
     point_box: float | None = None,
     max_keys: int | None = None,
+    point_mask: str = "square",
 ) -> ClipDataset:
     """Full-frame evaluation clips (zero-padded to ``size_divisor``), every ``key_stride``-th key frame;
     ``max_keys``: at most that many key frames per sequence, evenly spaced (long videos in validation)."""
@@ -88,6 +89,7 @@ def eval_dataset(
         mask_from=mask_from,
         mask_radius=int(mask_radius or 0),
         point_box=point_box,
+        point_mask=str(point_mask or "square"),
     )
     if key_stride > 1:  # each clip still has its full history
         ds.index = [(si, i) for si, i in ds.index if i % key_stride == 0]
@@ -118,6 +120,7 @@ def eval_dataset_for(model: Method, sequences: Iterable[Sequence], cfg: dict[str
         mask_radius=int(cfg.get("mask_radius") or 0),
         point_box=cfg.get("point_box"),
         max_keys=cfg.get("max_keys"),
+        point_mask=str(cfg.get("point_mask") or "square"),
     )
 
 
@@ -388,7 +391,7 @@ def validate(
         raise ConfigError("data= is required (the checkpoint does not name its training data)")
     clip_cfg = {
         k: (cfg.get(k) if cfg.get(k) is not None else train_cfg.get(k))
-        for k in ("frames", "pad", "mask_from", "mask_radius", "point_box")
+        for k in ("frames", "pad", "mask_from", "mask_radius", "point_box", "point_mask")
     }
     clip_cfg["key_stride"] = cfg.get("key_stride", 1)
     seqs, data_name = _sequences(data, split)

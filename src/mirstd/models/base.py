@@ -69,6 +69,10 @@ class Method(nn.Module):
         """Choose the training loss by name; methods with a fixed objective accept only None."""
         if name is not None:
             raise ValueError(f"loss={name!r}: {type(self).__name__} has its own fixed loss; drop loss=")
+        if kwargs:  # silently dropped arguments would train something other than what was asked
+            raise ValueError(
+                f"loss_args={kwargs!r}: {type(self).__name__} has its own fixed loss; drop loss_args="
+            )
 
     def fuse(self) -> nn.Module:
         """An inference-only module with the same ``predict`` output (exact rewrites); default: self."""

@@ -73,11 +73,19 @@ class SoftIoUBCELoss(nn.Module):
     SoftIoU alone stalls on tiny targets at a ~0.5 initial prediction: its gradient on a background
     pixel is ``~ inter / union^2`` (1e-6 at 128x128 with a 3x3 target), so nothing moves until the
     background has fallen by chance; BCE's is 0.5 per pixel. Measured on the real data (issue 11).
+    ``per_sample=False``: the SoftIoU of the whole batch (as :class:`SoftIoULoss`), so target-free
+    crops do not each pull every pixel down.
     """
 
-    def __init__(self, bce_weight: float = 1.0, smooth: float = 1.0, pos_weight: float | None = None) -> None:
+    def __init__(
+        self,
+        bce_weight: float = 1.0,
+        smooth: float = 1.0,
+        pos_weight: float | None = None,
+        per_sample: bool = True,
+    ) -> None:
         super().__init__()
-        self.iou, self.bce, self.w = SoftIoULoss(smooth), BCELoss(pos_weight), float(bce_weight)
+        self.iou, self.bce, self.w = SoftIoULoss(smooth, per_sample), BCELoss(pos_weight), float(bce_weight)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.iou(logits, target) + self.w * self.bce(logits, target)

@@ -21,7 +21,8 @@ def _umask() -> int:
 
 
 # The modes open() and mkdir() give (0o666 / 0o777 less the umask); mkstemp / mkdtemp's are 0o600 / 0o700
-_FILE_MODE, _DIR_MODE = 0o666 & ~_umask(), 0o777 & ~_umask()
+_UMASK = _umask()
+_FILE_MODE, _DIR_MODE = 0o666 & ~_UMASK, 0o777 & ~_UMASK
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
