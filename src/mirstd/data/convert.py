@@ -113,6 +113,11 @@ def points_to_mask(points: np.ndarray, shape: tuple[int, int], radius: int = 0) 
     return m
 
 
+def _window(cy: int, cx: int, half: int, H: int, W: int) -> tuple[slice, slice]:
+    """Slices of the ``(2*half+1)^2`` window around ``(cy, cx)``, clipped to an ``H x W`` frame."""
+    return (slice(max(cy - half, 0), min(cy + half + 1, H)), slice(max(cx - half, 0), min(cx + half + 1, W)))
+
+
 def points_to_peak_mask(
     points: np.ndarray,
     frame: np.ndarray,
@@ -153,23 +158,21 @@ def points_to_peak_mask(
         cx, cy = int(round(float(x))), int(round(float(y)))
         if not (0 <= cx < W and 0 <= cy < H):
             continue
-        by0, by1 = max(cy - background, 0), min(cy + background + 1, H)
-        bx0, bx1 = max(cx - background, 0), min(cx + background + 1, W)
-        win = f[by0:by1, bx0:bx1]
+        bwin = _window(cy, cx, background, H, W)
+        win = f[bwin]
         med = float(np.median(win))
         sigma = 1.4826 * float(np.median(np.abs(win - med)))
-        sy0, sy1 = max(cy - search, 0), min(cy + search + 1, H)
-        sx0, sx1 = max(cx - search, 0), min(cx + search + 1, W)
-        c = f[sy0:sy1, sx0:sx1] - med
+        swin = _window(cy, cx, search, H, W)
+        c = f[swin] - med
         py, px = np.unravel_index(int(np.argmax(np.abs(c))), c.shape)
         peak = float(c[py, px])
         if abs(peak) < min_snr * max(sigma, 1e-12):
             m |= points_to_mask(np.array([[x, y]]), (H, W), radius)
             continue
-        py, px = py + sy0, px + sx0
+        py, px = py + swin[0].start, px + swin[1].start
         region = np.sign(peak) * (win - med) >= rel * abs(peak)
         lab, _ = ndimage.label(region, structure=_EIGHT)
-        m[by0:by1, bx0:bx1] |= (lab == lab[py - by0, px - bx0]).astype(np.uint8)
+        m[bwin] |= (lab == lab[py - bwin[0].start, px - bwin[1].start]).astype(np.uint8)
         m |= points_to_mask(np.array([[px, py]]), (H, W), radius)
     return m
 
