@@ -7,6 +7,7 @@ import pytest
 
 from mirstd.metrics import Evaluator
 from mirstd.metrics.seg import (
+    CURVE_THRESHOLDS,
     DTUM_THRESHOLDS,
     IoUMetric,
     PdFaCentroid,
@@ -112,6 +113,23 @@ def test_dtum_threshold_list():
     assert len(DTUM_THRESHOLDS) == 50
     assert DTUM_THRESHOLDS[0] == 0 and DTUM_THRESHOLDS[1] == 1e-30 and DTUM_THRESHOLDS[-1] == 1.0
     assert np.all(np.diff(DTUM_THRESHOLDS) > 0) and 0.5 in DTUM_THRESHOLDS
+
+
+def test_default_curve_separates_scores_above_099():
+    # A trained network's clutter sits at probabilities above 0.99; the default sweep must reach past
+    # it (to 1 - 1e-7) or Pd at a low Fa is never measured. Clutter at 0.9995, the target at 0.99999.
+    assert CURVE_THRESHOLDS[-1] == pytest.approx(1 - 1e-7) and np.all(np.diff(CURVE_THRESHOLDS) > 0)
+    p = np.zeros((32, 32))
+    p[5, 5], p[20:22, 20:22] = 0.99999, 0.9995
+    g = np.zeros((32, 32), np.uint8)
+    g[5, 5] = 1
+    ev = Evaluator(protocols=["pdfa_curve"])
+    ev.update(scores=p, gt_mask=g, sequence="s")
+    c = ev.curves()["pdfa[centroid]"]
+    k = int(np.argmin(np.abs(c["thresholds"] - 0.9999)))
+    assert c["pd"][k] == 1.0 and c["fa"][k] == 0.0  # the clutter gone, the target kept
+    assert c["fa"][int(np.argmin(np.abs(c["thresholds"] - 0.99)))] == pytest.approx(4 / 1024)
+    assert c["pd"][-1] == 0.0  # above the target's score
 
 
 def test_e4_centroid_at_half():

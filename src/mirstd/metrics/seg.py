@@ -47,9 +47,18 @@ DTUM_THRESHOLDS = _dtum_final_thresholds()
 DTUM_TRAIN_THRESHOLDS = np.array(
     [0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 0.95, 1.0], dtype=np.float64
 )
-#: Default probability sweep of the centroid Pd-Fa curve.
+#: Default probability sweep of the centroid Pd-Fa curve. The tail up to 1 - 1e-7 is there because
+#: a trained network's false alarms sit at probabilities above 0.99: a sweep that stops at 0.99 never
+#: reaches Fa = 1e-5, so the matched-false-alarm comparison had no point to read.
 CURVE_THRESHOLDS = np.round(
-    np.concatenate([[0.01, 0.02, 0.05], np.arange(0.1, 0.91, 0.05), [0.95, 0.98, 0.99]]), 4
+    np.concatenate(
+        [
+            [0.01, 0.02, 0.05],
+            np.arange(0.1, 0.91, 0.05),
+            [0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999, 0.99999, 0.999999, 0.9999999],
+        ]
+    ),
+    8,
 )
 
 

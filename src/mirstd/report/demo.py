@@ -219,8 +219,9 @@ def _cell(res: dict[str, Any] | None, key: str, scale: float = 100.0, fmt: str =
 def table1(rows: list[dict[str, Any]]) -> str:
     """Markdown table shaped like the PSTFNet paper's Table 1 (IoU %, Pd %, Fa x1e-6 by mSCR group)."""
     head = (
-        "| method | params | mSCR<3 IoU | Pd | Fa | mSCR≥3 IoU | Pd | Fa | all IoU | Pd | Fa | Pd@Fa=1e-5 (mSCR<3) | AP50 (all) |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| method | params | mSCR<3 IoU | Pd | Fa | mSCR≥3 IoU | Pd | Fa | all IoU | Pd | Fa "
+        "| Pd@Fa=1e-5 mSCR<3 | mSCR≥3 | AP50 (all) |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [head]
     for r in rows:
@@ -229,11 +230,12 @@ def table1(rows: list[dict[str, Any]]) -> str:
         cells = []
         for g in (groups.get("low"), groups.get("high"), res):
             cells += [_cell(g, "iou"), _cell(g, "pd[centroid]"), _cell(g, "fa[centroid]", 1e6)]
-        pd_low = r.get("pd_at_fa_low", float("nan"))
-        pd_txt = "–" if not np.isfinite(pd_low) else f"{100 * pd_low:.2f}"
+        for g in ("low", "high"):
+            paf = r.get(f"pd_at_fa_{g}", float("nan"))
+            cells.append("–" if paf is None or not np.isfinite(paf) else f"{100 * paf:.2f}")
         ap = res.get("ap50")
         ap_txt = "–" if ap is None or not np.isfinite(ap) or ap < 0 else f"{100 * ap:.2f}"
-        lines.append(f"| {r['label']} | {r['params']:,} | " + " | ".join(cells) + f" | {pd_txt} | {ap_txt} |")
+        lines.append(f"| {r['label']} | {r['params']:,} | " + " | ".join(cells) + f" | {ap_txt} |")
     return "\n".join(lines)
 
 
@@ -265,8 +267,9 @@ HTML_REAL_COLUMNS = [
 CONVENTIONS = (
     "Conventions: IoU accumulated over the split; Pd/Fa `centroid:basicirstd` (8-connected components, "
     "centroid distance < 3 px, Fa = unmatched component pixels / all pixels) at probability > 0.5; "
-    "mSCR groups by `scr_clean` (low ⇔ mSCR < 3); `Pd@Fa=1e-5` read off the centroid Pd–Fa curve "
-    "(threshold sweep) of the mSCR < 3 group — the matched-false-alarm comparison. "
+    "mSCR groups by `scr_clean` (low ⇔ mSCR < 3); `Pd@Fa=1e-5` read off each group's centroid Pd–Fa "
+    "curve (threshold sweep up to 1 - 1e-7) — the matched-false-alarm comparison; `–`: no threshold of "
+    "the sweep brings Fa down to 1e-5. "
     "`≈`: box model scored with its boxes filled as masks (approximate). AP50: COCO AP at IoU 0.5 "
     "(faster-coco-eval, 101-point), GT boxes from the 8-connected GT mask components, mask models' "
     "score maps turned into boxes (component extent, score = peak probability)."
@@ -299,9 +302,9 @@ def html_sections(
             gres = res if g == "all" else res.get("by_scr", {}).get(g)
             if gres is None:
                 continue
-            vals = bench.table1_row(gres, {})  # no curves here: Pd@Fa comes from the row (mSCR < 3)
-            if g == "low":
-                paf = r.get("pd_at_fa_low")
+            vals = bench.table1_row(gres, {})  # no curves here: Pd@Fa comes from the row, per group
+            if g in ("low", "high"):
+                paf = r.get(f"pd_at_fa_{g}")
                 vals["pd_at_fa"] = float(paf) if paf is not None and np.isfinite(paf) else None
             trs.append({"method": r["label"], **vals, "params": r.get("params")})
         if trs:
@@ -403,7 +406,10 @@ def run_demo(
                 "label": label,
                 "params": n_params,
                 "results": res,
-                "pd_at_fa_low": pd_at_fa(pdfa_curve(curves_low[label]), 1e-5),
+                "pd_at_fa_low": pd_at_fa(pdfa_curve(curves_low[label]), bench.PD_AT_FA),
+                "pd_at_fa_high": pd_at_fa(pdfa_curve(ev.curves("high")), bench.PD_AT_FA)
+                if "high" in ev.groups()
+                else float("nan"),
                 "run": str(run_dir) if run_dir else None,
             }
         )
