@@ -155,3 +155,20 @@ def test_points_only_ground_truth_uses_the_point_rule():
         c["fa_per_frame"][k]
     )
     assert "point_curve" in r["meta"]["conventions"]
+
+
+def test_default_curve_reaches_budgets_through_float32_scores_near_one():
+    # Clutter at 0.99996 in every frame, the target at 1 - 5e-7 (both float32, as a network's sigmoid
+    # gives them): only the tail beyond 0.9999 reaches a budget below one false alarm per frame.
+    assert np.all(np.diff(DEFAULT_CURVE) > 0) and DEFAULT_CURVE[-1] == pytest.approx(1 - 1e-7)
+    ev = Evaluator(protocols=["point_curve"])
+    for f in range(4):
+        p = np.zeros((32, 32), np.float32)
+        p[5, 5], p[20, 20] = np.float32(1 - 5e-7), np.float32(0.99996)
+        assert p[5, 5] > p[20, 20]
+        ev.update(scores=p, gt_points=[np.array([[5.0, 5.0]])], sequence="s", frame=f)
+    r = ev.compute()
+    assert r["pd@fapf0.05[point_curve]"] == 1.0 and r["thr@fapf0.05[point_curve]"] > 0.99996
+    c = ev.curves()["pd_fapf[point_curve]"]
+    k = list(c["thresholds"]).index(0.9999)
+    assert c["pd"][k] == 1.0 and c["fa_per_frame"][k] == 1.0  # at the old top of the sweep

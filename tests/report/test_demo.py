@@ -33,9 +33,18 @@ def test_pd_at_fa_does_not_interpolate_from_a_zero_fa_point():
 
 def test_table1_marks_box_metrics_as_approximate():
     res = {"iou[box_as_mask]": 0.5, "pd[centroid:box_as_mask]": 0.75, "fa[centroid:box_as_mask]": 2e-5}
-    row = {"label": "boxes", "params": 10, "results": res, "pd_at_fa_low": float("nan"), "pd_at_fa_high": 0.25}
+    row = {
+        "label": "boxes",
+        "params": 10,
+        "results": res,
+        "pd_at_fa_low": float("nan"),
+        "pd_at_fa_high": 0.25,
+    }
     text = table1([row])
-    assert "| boxes | 10 | – | – | – | – | – | – | ≈50.00 | ≈75.00 | ≈20.00 | – | 25.00 | – |" in text.splitlines()
+    assert (
+        "| boxes | 10 | – | – | – | – | – | – | ≈50.00 | ≈75.00 | ≈20.00 | – | 25.00 | – |"
+        in text.splitlines()
+    )
 
 
 def test_quick_demo_writes_report(tmp_path):
