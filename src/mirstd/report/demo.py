@@ -398,7 +398,8 @@ def run_demo(
         timings[f"test {key}"] = time.perf_counter() - t
         label = spec["label"]
         curves_all[label] = ev.curves()
-        curves_low[label] = ev.curves("low") if "low" in ev.groups() else {}
+        by_group = {g: ev.curves(g) if g in ev.groups() else {} for g in ("low", "high")}
+        curves_low[label] = by_group["low"]
         n_params = sum(p.numel() for p in model.parameters())
         rows.append(
             {
@@ -406,10 +407,7 @@ def run_demo(
                 "label": label,
                 "params": n_params,
                 "results": res,
-                "pd_at_fa_low": pd_at_fa(pdfa_curve(curves_low[label]), bench.PD_AT_FA),
-                "pd_at_fa_high": pd_at_fa(pdfa_curve(ev.curves("high")), bench.PD_AT_FA)
-                if "high" in ev.groups()
-                else float("nan"),
+                **{f"pd_at_fa_{g}": pd_at_fa(pdfa_curve(c), bench.PD_AT_FA) for g, c in by_group.items()},
                 "run": str(run_dir) if run_dir else None,
             }
         )
