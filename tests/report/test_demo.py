@@ -63,3 +63,10 @@ def test_quick_demo_writes_report(tmp_path):
     assert (tmp_path / "pdfa.png").stat().st_size > 1000 and (tmp_path / "roc.png").is_file()
     if real.is_dir():
         assert data["real"][0]["results"]["frames"] == 16  # 8 sequences x key frames 0 and 50
+
+
+def test_unknown_method_is_refused_before_anything_is_written(tmp_path):
+    out = tmp_path / "demo"
+    with pytest.raises(ValueError, match=r"unknown method\(s\) \['foo'\]; valid: pstfnet"):
+        run_demo(out=out, methods=["foo"])
+    assert not out.exists()

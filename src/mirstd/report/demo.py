@@ -362,13 +362,13 @@ def run_demo(
 ) -> Path:
     """Run the whole demo; returns the path of ``report.md``."""
     t0 = time.perf_counter()
+    methods = list(methods or DEFAULT_METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:  # before anything is created: a refused command leaves no empty out= folder behind
+        raise ValueError(f"demo: unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    methods = list(methods or DEFAULT_METHODS)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"demo: unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
