@@ -42,6 +42,7 @@ from mirstd.engine.rundir import (
 from mirstd.infer.evaluate import eval_dataset_for, flat_numbers, pick_metric, run_evaluation
 from mirstd.metrics.evaluator import Evaluator
 from mirstd.models.base import Method
+from mirstd.models.pretrained import transfer_weights
 from mirstd.models.registry import create
 from mirstd.utils.config import ConfigError, check_keys, check_types, task_defaults
 from mirstd.utils.device import resolve_device
@@ -213,6 +214,10 @@ class Trainer:
         seed_everything(int(cfg["seed"]), bool(cfg["deterministic"]))
         self.model: nn.Module = create(cfg["model"], **(cfg.get("model_args") or {})).to(self.device)
         self.task = self.model.task  # names the run folder only
+        if cfg.get("pretrained") and resume_from is None:  # a resume restores every weight itself
+            copied, total = transfer_weights(self.model, cfg["pretrained"])
+            if self.rank == 0:
+                print(f"pretrained={cfg['pretrained']}: {copied} of the model's {total} tensors copied")
         self.metric = str(cfg.get("metric") or self.model.default_metric)
         if not self.model.trainable:
             raise ValueError(
