@@ -110,6 +110,47 @@ def test_ema_and_epochs(tmp_path):
     assert ck["step"] == 4 and ck["epoch"] == 2 and ck["ema"]["updates"] == 4
 
 
+def test_pretrained_starts_from_another_runs_weights(tmp_path, capsys):
+    common = {**TINY, "batch": 8, "val_every": 0, "plots": False, "project": str(tmp_path)}
+    first = train(train_data=standins.ClipSamples(16), **common, steps=4, lr=1e-2, name="a")
+    source = load_checkpoint(first / "weights" / "last.pt")["model"]
+    # lr=0 and one step: the second run's weights are the ones it started from
+    second = train(
+        train_data=standins.ClipSamples(16),
+        **common,
+        steps=1,
+        lr=0.0,
+        name="b",
+        pretrained=str(first / "weights" / "last.pt"),
+    )
+    out = capsys.readouterr().out
+    assert (
+        f"pretrained={first / 'weights' / 'last.pt'}: {len(source)} of the model's {len(source)} tensors copied"
+        in out
+    )
+    started = load_checkpoint(second / "weights" / "last.pt")["model"]
+    fresh = train(train_data=standins.ClipSamples(16), **common, steps=1, lr=0.0, name="c")
+    init = load_checkpoint(fresh / "weights" / "last.pt")["model"]
+    weights = [k for k, v in source.items() if v.is_floating_point() and "running" not in k]
+    assert weights and all(torch.equal(started[k], source[k]) for k in weights)
+    assert not all(torch.equal(init[k], source[k]) for k in weights)  # the copy is what set them
+
+
+def test_pretrained_unknown_refused_before_the_run_folder(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"pretrained='nope\.pt': no such checkpoint file and no shipped weights"
+    ):
+        train(
+            train_data=standins.ClipSamples(8),
+            **TINY,
+            steps=1,
+            batch=8,
+            pretrained="nope.pt",
+            project=str(tmp_path),
+        )
+    assert not (tmp_path / "segment").exists()
+
+
 def _final_state(run: Path) -> dict:
     return load_checkpoint(run / "weights" / "last.pt")
 

@@ -77,3 +77,29 @@ def test_predict_without_shipped_weights_names_none(tmp_path, monkeypatch):
     assert pretrained.pretrained_names() == []
     with pytest.raises(ConfigError, match=r"give weights=PATH \(names with shipped weights: none\)"):
         _model(None, "resunet", None, torch.device("cpu"))
+
+
+def test_transfer_weights_starts_pstfnet_from_shipped_resunet(shipped_dir, original):
+    torch.manual_seed(1)
+    model = create("pstfnet")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    copied, total = pretrained.transfer_weights(model, "resunet")
+    assert (copied, total) == (len(original), len(before))  # PSTFNet holds all of ResUNet, same names
+    state = model.state_dict()
+    for k, v in original.items():  # encoder, decoder and input norm: the shipped fp16 values, as float32
+        want = v.half().float() if v.is_floating_point() else v
+        assert state[k].dtype == before[k].dtype and torch.equal(state[k], want), k
+    rest = [k for k in before if k not in original]
+    assert rest and all(k.startswith(("ptam.", "msfm.")) for k in rest)
+    assert all(torch.equal(state[k], before[k]) for k in rest)  # temporal and fusion modules untouched
+
+
+def test_transfer_weights_from_a_path_and_its_errors(shipped_dir, original):
+    model = create("resunet")
+    assert pretrained.transfer_weights(model, shipped_dir / "resunet.pt") == (len(original), len(original))
+    with pytest.raises(
+        ValueError, match=r"pretrained='rdian': no such checkpoint file .*\(shipped: resunet\)"
+    ):
+        pretrained.transfer_weights(model, "rdian")
+    with pytest.raises(ValueError, match=r"pretrained='resunet': none of its \d+ tensors fits model SMFNet"):
+        pretrained.transfer_weights(create("smfnet", width=0.25), "resunet")
