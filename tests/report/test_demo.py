@@ -70,3 +70,18 @@ def test_unknown_method_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match=r"unknown method\(s\) \['foo'\]; valid: pstfnet"):
         run_demo(out=out, methods=["foo"])
     assert not out.exists()
+
+
+def test_quick_demo_pstfnet_starts_from_the_demos_resunet(tmp_path):
+    import yaml
+
+    run_demo(out=tmp_path, preset="smoke", quick=True, methods=["tophat", "pstfnet"], real=None)
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert [r["label"] for r in data["rows"]] == ["Top-Hat", "PSTFNet"]  # the ResUNet has no row
+    source = tmp_path / "runs" / "segment" / "resunet" / "weights" / "best.pt"
+    stages = list(data["timings"])
+    assert source.is_file() and stages.index("train resunet") < stages.index("train pstfnet")
+    args = yaml.safe_load((tmp_path / "runs" / "segment" / "pstfnet" / "args.yaml").read_text())
+    assert args["pretrained"] == str(source)
+    assert data["rows"][1]["started_from"] == "resunet"
+    assert "(started from the demo's resunet)" in (tmp_path / "report.md").read_text()
