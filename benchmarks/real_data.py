@@ -161,6 +161,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
                 "weight_decay",
                 "warmup_steps",
                 "seed",
+                "pretrained",
             )
         },
         "checkpoint": f"{args.checkpoint}.pt (step {int(ck.get('step', 0))})",
