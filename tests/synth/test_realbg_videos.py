@@ -81,3 +81,27 @@ def test_render_on_a_real_video_background(videos_root):
     real = seq.meta["background"]["real"]
     assert real["source"] == "trainvid" and real["real_target_excluded"]
     assert len(seq) == 4 and all(len(lab.boxes) >= 1 for lab in seq.labels)  # synthetic targets labelled
+
+
+@pytest.mark.parametrize("preset, source", [("realbg-airground", "real:airground"), ("realbg-drone", "real:drone-ir")])
+def test_realbg_presets_draw_from_the_real_train_split(preset, source):
+    """The semi-synthetic presets put every sequence on a real data set's footage, and only on the scenes
+    of its train split: sim-to-real runs must never see a val or test scene of the real protocol."""
+    from mirstd.data import load_dataset
+    from mirstd.data.protocols import find_real
+
+    cfg = resolve_config(preset)
+    assert cfg["backgrounds"] == source and cfg["real_fraction"] == 1.0
+    try:
+        find_real(source.split(":", 1)[1])
+    except FileNotFoundError:
+        pytest.skip(f"{source} is not in the data roots")
+    real = load_dataset(source)
+    train = {s.name for s in real.split("train")}
+    held_out = {s.name for s in real.split("val") + real.split("test")}
+    plans = plan_dataset(cfg, 0)
+    for split in ("train", "val"):  # the first sequence of each synthetic split
+        seq = render(cfg, 0, next(p for p in plans if p.split == split)).sequence
+        real_bg = seq.meta["background"]["real"]
+        assert real_bg["source"] in train and real_bg["source"] not in held_out
+        assert real_bg["real_target_excluded"] and seq.meta["family"] == "real"

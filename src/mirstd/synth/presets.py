@@ -98,6 +98,26 @@ PRESETS: dict[str, dict[str, Any]] = {
         "backgrounds": "auto",
         "real_fraction": 0.5,
     },  # fmt: skip
+    # semi-synthetic on labelled real footage (SHU-MIRST's recipe: real captured backgrounds, synthetic
+    # targets): clips cropped from the *train* split of a real data set, its own targets kept
+    # real_exclusion px outside the crop, the real camera motion kept. For sim-to-real training
+    # (docs/real-data.md): the scenes are the real domain's, the labels all synthetic.
+    "realbg-airground": {
+        "name": "synth-realbg-airground",
+        "frames": 40,
+        "size": 128,
+        "splits": {"train": 48, "val": 8, "test": 4},
+        "backgrounds": "real:airground",
+        "real_fraction": 1.0,
+    },
+    "realbg-drone": {
+        "name": "synth-realbg-drone",
+        "frames": 40,
+        "size": 128,
+        "splits": {"train": 48, "val": 8, "test": 4},
+        "backgrounds": "real:drone-ir",
+        "real_fraction": 1.0,
+    },
     "large": {
         "name": "synth-large",
         "size": 384,
