@@ -83,7 +83,9 @@ def test_render_on_a_real_video_background(videos_root):
     assert len(seq) == 4 and all(len(lab.boxes) >= 1 for lab in seq.labels)  # synthetic targets labelled
 
 
-@pytest.mark.parametrize("preset, source", [("realbg-airground", "real:airground"), ("realbg-drone", "real:drone-ir")])
+@pytest.mark.parametrize(
+    "preset, source", [("realbg-airground", "real:airground"), ("realbg-drone", "real:drone-ir")]
+)
 def test_realbg_presets_draw_from_the_real_train_split(preset, source):
     """The semi-synthetic presets put every sequence on a real data set's footage, and only on the scenes
     of its train split: sim-to-real runs must never see a val or test scene of the real protocol."""
