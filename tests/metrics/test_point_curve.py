@@ -161,6 +161,7 @@ def test_default_curve_reaches_budgets_through_float32_scores_near_one():
     # Clutter at 0.99996 in every frame, the target at 1 - 5e-7 (both float32, as a network's sigmoid
     # gives them): only the tail beyond 0.9999 reaches a budget below one false alarm per frame.
     assert np.all(np.diff(DEFAULT_CURVE) > 0) and DEFAULT_CURVE[-1] == pytest.approx(1 - 1e-7)
+    assert DEFAULT_CURVE[0] == 0.001  # and from 0.001 at the low end (test below)
     ev = Evaluator(protocols=["point_curve"])
     for f in range(4):
         p = np.zeros((32, 32), np.float32)
@@ -172,3 +173,20 @@ def test_default_curve_reaches_budgets_through_float32_scores_near_one():
     c = ev.curves()["pd_fapf[point_curve]"]
     k = list(c["thresholds"]).index(0.9999)
     assert c["pd"][k] == 1.0 and c["fa_per_frame"][k] == 1.0  # at the old top of the sweep
+
+
+def test_default_curve_reads_a_network_that_is_confident_only_below_0_05():
+    # A network trained on several sources can rank a source's targets right at low probability: the
+    # target at 0.015, clutter at 0.004 in every frame. Only the grid's head below 0.05 reaches them.
+    ev = Evaluator(protocols=["point_curve"])
+    for f in range(4):
+        p = np.full((32, 32), 1e-4, np.float32)
+        p[5, 5], p[20, 20] = 0.015, 0.004
+        ev.update(scores=p, gt_points=[np.array([[5.0, 5.0]])], sequence="s", frame=f)
+    r = ev.compute()
+    assert r["pd@fapf0.05[point_curve]"] == 1.0 and r["thr@fapf0.05[point_curve]"] == 0.005
+    assert r["pd@fapf1[point_curve]"] == 1.0
+    c = ev.curves()["pd_fapf[point_curve]"]
+    th = np.asarray(DEFAULT_CURVE)
+    np.testing.assert_allclose(c["pd"], np.where(th < 0.015, 1.0, 0.0))
+    np.testing.assert_allclose(c["fa_per_frame"], np.where(th < 0.004, 1.0, 0.0))

@@ -370,13 +370,30 @@ class Trainer:
         batches = (default_collate_clips([self.train_samples[key] for key in b]) for b in keys)
         precise_bn(self.ema.module if self.ema else self.model, batches, self.device)
 
+    def _val_parts(self) -> dict[Any, Any] | None:
+        """``val_balance``: one evaluator per source of a merged val split (None: pooled only)."""
+        if not self.cfg.get("val_balance"):
+            return None
+        parts = sorted({s.meta.get("part", 0) for s in getattr(self.val_ds, "sequences", [])})
+        return {p: make_evaluator() for p in parts} if len(parts) > 1 else None
+
     def _validate(self) -> dict[str, float]:
         model = self.ema.module if self.ema else self.model
+        by_part = self._val_parts()
         ev = run_evaluation(
-            model, self.val_ds, make_evaluator(), self.device, progress=bool(self.cfg["progress"])
+            model,
+            self.val_ds,
+            make_evaluator(),
+            self.device,
+            progress=bool(self.cfg["progress"]),
+            by_part=by_part,
         )
         res = flat_numbers(ev.compute())
         value = pick_metric(res, self.metric)
+        if by_part:  # each source counts once, however many val frames it has
+            per = {p: pick_metric(flat_numbers(e.compute()), self.metric) for p, e in by_part.items()}
+            res |= {f"part{p}/{self.metric}": v for p, v in per.items()}
+            value = res[f"balanced/{self.metric}"] = float(np.mean(list(per.values())))
         better = self.best is None or (
             value > self.best if self.cfg["metric_mode"] == "max" else value < self.best
         )

@@ -288,18 +288,23 @@ def run_evaluation(
     device: torch.device | str = "cpu",
     progress: bool = False,
     desc: str = "val",
+    by_part: dict[Any, Evaluator] | None = None,
 ) -> Evaluator:
     """Score ``source`` on ``dataset`` (an :func:`eval_dataset` or any dataset of contract sample
     dicts with full frames) into an Evaluator, which is returned for ``compute()`` and ``curves()``.
 
     ``source`` is a model (each item's clip through :func:`infer_clip`) or a saved-prediction lookup
     ``(sequence, frame index) -> {"scores" | "boxes"}`` (then only the ground truth is read).
+    ``by_part``: evaluators keyed by a merged dataset's source index (``sequence.meta["part"]``);
+    each frame is also scored into its source's evaluator (filled in place), at no extra inference.
     """
     ev = evaluator if evaluator is not None else Evaluator()
-    for seq in getattr(dataset, "sequences", []) or []:
+    seqs = getattr(dataset, "sequences", []) or []
+    for seq in seqs:
         m = sequence_mscr(seq)
         if m is not None:
-            ev.set_sequence_scr(seq.name, m)
+            for e in (ev, *(by_part or {}).values()):
+                e.set_sequence_scr(seq.name, m)
     is_model = isinstance(source, torch.nn.Module)
     if is_model:
         source.eval()
@@ -318,6 +323,10 @@ def run_evaluation(
                 si, i = dataset.index[idx]
                 pred = source(dataset.sequences[si], i)
             update_frame(ev, pred, sample, idx)
+            if by_part is not None:
+                part = seqs[dataset.index[idx][0]].meta.get("part", 0)
+                if part in by_part:
+                    update_frame(by_part[part], pred, sample, idx)
     return ev
 
 
