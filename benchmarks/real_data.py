@@ -3,6 +3,7 @@
     python benchmarks/real_data.py eval  [--models pstfnet resunet tophat] [--weights NAME=CKPT ...]
                                          [--drone-stride 10] [--out benchmarks/results/real_data.json]
                                          [--merge] [--cards]   # --cards: scores -> shipped model cards
+                                         [--on val]   # the val splits instead (real_val.json): choose runs
     python benchmarks/real_data.py ship  RUN_DIR NAME [--train-minutes M]   # best.pt -> mirstd/weights/NAME.pt
 
 Test splits (``mirstd.data.protocols``): ``airground-real`` test sequences (every frame; point protocol,
@@ -37,6 +38,13 @@ TESTS = {
     "airground_test": {"data": "real:airground", "split": "test", "key_stride": 1},
     "drone_test_distant": {"data": "real:drone-ir", "split": "test_distant", "key_stride": 10},
 }
+#: ``--on val``: the same protocol on the validation splits, to choose between runs (whole val
+#: sequences; the trainer validates on ``val_frames`` key frames only, so airground's one val
+#: sequence was 8 of its 168 frames there).
+VALS = {
+    "airground_val": {"data": "real:airground", "split": "val", "key_stride": 1},
+    "drone_val_distant": {"data": "real:drone-ir", "split": "val_distant", "key_stride": 10},
+}
 KEYS = (
     "pd@fapf0.05[point_curve]", "pd@fapf0.1[point_curve]", "pd@fapf0.2[point_curve]",
     "pd@fapf0.5[point_curve]", "pd@fapf1[point_curve]", "pd[point]", "fa_per_frame[point]", "ap50",
@@ -49,12 +57,14 @@ def _cpu() -> dict[str, Any]:
     return {**cpu_info(), "torch_capability": torch.backends.cpu.get_cpu_capability()}
 
 
-def score(name: str, weights: str | None, stride: int | None = None) -> dict[str, Any]:
-    """Every test split's figures for one method."""
+def score(
+    name: str, weights: str | None, stride: int | None = None, splits: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Every test split's figures for one method (``splits``: :data:`VALS` for the val splits)."""
     if weights is None and pretrained_path(name) is not None:
         weights = str(pretrained_path(name))
     out: dict[str, Any] = {"weights": weights}
-    for test, spec in TESTS.items():
+    for test, spec in (splits or TESTS).items():
         spec = dict(spec)
         if stride and test.startswith("drone"):
             spec["key_stride"] = stride
@@ -74,12 +84,15 @@ def score(name: str, weights: str | None, stride: int | None = None) -> dict[str
 
 def cmd_eval(args: argparse.Namespace) -> int:
     given = dict(w.split("=", 1) for w in args.weights)
+    splits = VALS if args.on == "val" else TESTS
+    if args.on == "val" and args.cards:
+        raise SystemExit("--cards writes test scores; it does not go with --on val")
     names = list(dict.fromkeys([*args.models, *given]))
     results = {"env": {**_cpu(), "mirstd": mirstd.__version__, "torch": torch.__version__,
-                       "python": sys.version.split()[0]}, "tests": TESTS, "methods": {}}  # fmt: skip
+                       "python": sys.version.split()[0]}, "tests": splits, "methods": {}}  # fmt: skip
     for n in names:  # each method keeps the machine it was scored on (a --merge mixes runs)
-        results["methods"][n] = {**score(n, given.get(n), args.drone_stride), "env": results["env"]}
-    out = Path(args.out)
+        results["methods"][n] = {**score(n, given.get(n), args.drone_stride, splits), "env": results["env"]}
+    out = Path(args.out or f"benchmarks/results/real_{'val' if args.on == 'val' else 'data'}.json")
     old = json.loads(out.read_text()) if out.is_file() and args.merge else {}
     if old:
         old.setdefault("methods", {}).update(results["methods"])
@@ -192,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--models", nargs="*", default=["pstfnet", "resunet", "tophat"])
     e.add_argument("--weights", nargs="*", default=[], help="NAME=CHECKPOINT (instead of shipped weights)")
     e.add_argument("--drone-stride", type=int, default=None)
-    e.add_argument("--out", default="benchmarks/results/real_data.json")
+    e.add_argument("--on", choices=("test", "val"), default="test", help="the test splits, or the val splits")
+    e.add_argument(
+        "--out", default=None, help="default: benchmarks/results/real_data.json (--on val: real_val.json)"
+    )
     e.add_argument("--merge", action="store_true", help="update the methods of an existing results file")
     e.add_argument(
         "--cards", action="store_true", help="write shipped models' test scores into their model cards"
