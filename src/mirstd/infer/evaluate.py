@@ -300,10 +300,15 @@ def run_evaluation(
     """
     ev = evaluator if evaluator is not None else Evaluator()
     seqs = getattr(dataset, "sequences", []) or []
+
+    def sinks(seq: Sequence) -> list[Evaluator]:  # the pooled evaluator, and the sequence's source's
+        part = (by_part or {}).get(seq.meta.get("part", 0))
+        return [ev] if part is None else [ev, part]
+
     for seq in seqs:
         m = sequence_mscr(seq)
         if m is not None:
-            for e in (ev, *(by_part or {}).values()):
+            for e in sinks(seq):
                 e.set_sequence_scr(seq.name, m)
     is_model = isinstance(source, torch.nn.Module)
     if is_model:
@@ -322,11 +327,8 @@ def run_evaluation(
                 sample = dataset.target(idx)
                 si, i = dataset.index[idx]
                 pred = source(dataset.sequences[si], i)
-            update_frame(ev, pred, sample, idx)
-            if by_part is not None:
-                part = seqs[dataset.index[idx][0]].meta.get("part", 0)
-                if part in by_part:
-                    update_frame(by_part[part], pred, sample, idx)
+            for e in sinks(seqs[dataset.index[idx][0]]) if by_part else [ev]:
+                update_frame(e, pred, sample, idx)
     return ev
 
 

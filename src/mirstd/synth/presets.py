@@ -73,6 +73,19 @@ DEFAULTS: dict[str, Any] = {
     "preview": False,
 }
 
+
+def _realbg(name: str, source: str) -> dict[str, Any]:
+    """A preset whose every sequence lies on ``source``'s train footage (40 frames, 128 px)."""
+    return {
+        "name": f"synth-realbg-{name}",
+        "frames": 40,
+        "size": 128,
+        "splits": {"train": 48, "val": 8, "test": 4},
+        "backgrounds": source,
+        "real_fraction": 1.0,
+    }
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"name": "synth-smoke", "frames": 20, "size": 128, "splits": {"train": 4, "val": 1, "test": 1}},
     # demo / standard / large: half the sequences on real backgrounds (ir-backgrounds stills from the
@@ -102,22 +115,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # targets): clips cropped from the *train* split of a real data set, its own targets kept
     # real_exclusion px outside the crop, the real camera motion kept. For sim-to-real training
     # (docs/real-data.md): the scenes are the real domain's, the labels all synthetic.
-    "realbg-airground": {
-        "name": "synth-realbg-airground",
-        "frames": 40,
-        "size": 128,
-        "splits": {"train": 48, "val": 8, "test": 4},
-        "backgrounds": "real:airground",
-        "real_fraction": 1.0,
-    },
-    "realbg-drone": {
-        "name": "synth-realbg-drone",
-        "frames": 40,
-        "size": 128,
-        "splits": {"train": 48, "val": 8, "test": 4},
-        "backgrounds": "real:drone-ir",
-        "real_fraction": 1.0,
-    },
+    "realbg-airground": _realbg("airground", "real:airground"),
+    "realbg-drone": _realbg("drone", "real:drone-ir"),
     "large": {
         "name": "synth-large",
         "size": 384,
