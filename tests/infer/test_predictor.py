@@ -120,3 +120,21 @@ def test_checkpoint_predictor_uses_config(tmp_path):
     p = Predictor(run / "weights" / "best.pt", device="cpu")
     assert p.frames == 3 and p.pad == "zeros" and p.task == "segment"
     assert p.step(np.zeros((16, 16), np.float32))["scores"].shape == (16, 16)
+
+
+def test_network_scores_are_float64_probabilities_apart_above_float32s_one():
+    # float32's sigmoid is 1 for every logit above ~16.6; a network's score map keeps logits 20 and 30
+    # apart (float64), through infer_clip as evaluation and prediction use it.
+    model = _model()
+    with torch.no_grad():
+        for prm in model.parameters():
+            prm.zero_()
+        model.head.bias.fill_(20.0)
+    clip = torch.zeros(1, 1, 3, 8, 8)
+    lo = infer_clip(model, clip)[0]["scores"]
+    with torch.no_grad():
+        model.head.bias.fill_(30.0)
+    hi = infer_clip(model, clip)[0]["scores"]
+    assert lo.dtype == hi.dtype == np.float64
+    assert np.all(lo < hi) and np.all(hi < 1.0)
+    assert np.allclose(1.0 - lo, np.exp(-20.0), rtol=1e-6) and np.allclose(1.0 - hi, np.exp(-30.0), rtol=1e-3)

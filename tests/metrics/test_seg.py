@@ -8,6 +8,7 @@ import pytest
 from mirstd.metrics import Evaluator
 from mirstd.metrics.seg import (
     CURVE_THRESHOLDS,
+    CURVE_THRESHOLDS_DEEP,
     DTUM_THRESHOLDS,
     IoUMetric,
     PdFaCentroid,
@@ -221,3 +222,25 @@ def test_unknown_convention_lists_valid():
         Evaluator(protocols=["pdfa_bogus"])
     with pytest.raises(ValueError, match="valid: clipped, dtum_faithful"):
         PdFaShooting(variant="wrapped")
+
+
+def test_deep_curve_reads_pd_where_float32_would_tie_at_one():
+    # As the demo's networks: clutter at logit 30, the target at logit 33 (float64 sigmoid; in float32
+    # both are exactly 1). The default sweep, to 1 - 1e-7, keeps the clutter at every threshold; the
+    # deep sweep, to 1 - 1e-15, drops it and keeps the target.
+    sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    assert np.float32(sig(30.0)) == np.float32(sig(33.0)) == 1.0 and sig(30.0) < sig(33.0) < 1.0
+    assert np.all(np.diff(CURVE_THRESHOLDS_DEEP) > 0) and CURVE_THRESHOLDS_DEEP[-1] == pytest.approx(
+        1 - 1e-15
+    )
+    p = np.zeros((32, 32))
+    p[5, 5], p[20:22, 20:22] = sig(33.0), sig(30.0)
+    g = np.zeros((32, 32), np.uint8)
+    g[5, 5] = 1
+    got = {}
+    for name, th in (("default", CURVE_THRESHOLDS), ("deep", CURVE_THRESHOLDS_DEEP)):
+        ev = Evaluator(protocols=["pdfa_curve"], curve_thresholds=th)
+        ev.update(scores=p, gt_mask=g, sequence="s")
+        c = ev.curves()["pdfa[centroid]"]
+        got[name] = c["fa"][c["pd"] == 1.0].min()
+    assert got["default"] == pytest.approx(4 / 1024) and got["deep"] == 0.0

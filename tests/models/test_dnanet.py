@@ -56,7 +56,7 @@ def test_dnanet_outputs_and_contract():
     with torch.no_grad():
         assert torch.equal(m(clip)[-1], m(clip2)[-1])
         p = m.predict(clip).scores
-    assert torch.allclose(p, torch.sigmoid(m(clip)[-1]))
+    assert torch.allclose(p, torch.sigmoid(m(clip)[-1].double()))
     loss = m.loss(outs, {"mask": (torch.rand(2, 1, 32, 48) > 0.95).float()})
     assert loss["loss"].requires_grad and 0 < float(loss["loss"].detach()) < 1
     single = create("dnanet", deep_supervision=False, **SMALL)

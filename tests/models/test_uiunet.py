@@ -34,7 +34,7 @@ def test_uiunet_outputs_loss_and_contract():
     assert torch.allclose(m.loss(outs, {"mask": g})["loss"], ref, atol=1e-5)
     m.eval()
     with torch.no_grad():
-        assert torch.allclose(m.predict(clip).scores, torch.sigmoid(m(clip)[0]))
+        assert torch.allclose(m.predict(clip).scores, torch.sigmoid(m(clip)[0].double()))
     # prior init: every map starts at p = 0.01, the fused one included
     with torch.no_grad():
         assert abs(float(torch.sigmoid(m(clip)[0]).mean()) - 0.01) < 0.01

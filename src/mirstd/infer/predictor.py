@@ -144,7 +144,7 @@ def bf16_forward(model: torch.nn.Module, device_type: str) -> Iterator[None]:
 def infer_clip(model: Method, clip: torch.Tensor) -> list[dict[str, np.ndarray | None]]:
     """Run ``model.predict`` on clips ``(B, C, T, H, W)`` of equal size; pad to ``size_divisor``, crop back.
 
-    Returns per sample ``{"scores": HxW float32 or None, "boxes": Nx5 (edge box, score) or None}``.
+    Returns per sample ``{"scores": HxW float64 or None, "boxes": Nx5 (edge box, score) or None}``.
     """
     h, w = clip.shape[-2:]
     div = int(model.size_divisor)
@@ -157,7 +157,7 @@ def prediction_result(out: Any, h: int, w: int) -> list[dict[str, np.ndarray | N
     """Per sample ``{"scores", "boxes"}`` of a ``Prediction`` on padded input, cropped to ``h x w``."""
     res = []
     for b in range(len(out.scores) if out.scores is not None else len(out.boxes)):
-        s = None if out.scores is None else out.scores[b, 0, :h, :w].float().cpu().numpy()
+        s = None if out.scores is None else out.scores[b, 0, :h, :w].double().cpu().numpy()
         bx = None
         if out.boxes is not None:
             t = out.boxes[b].float().cpu()[:, :5].clone()

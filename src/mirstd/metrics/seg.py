@@ -60,6 +60,11 @@ CURVE_THRESHOLDS = np.round(
     ),
     8,
 )
+#: The sweep continued through float64's range, to 1 - 1e-15 (logit 34.5): networks give float64
+#: probabilities (``mirstd.models.base.probabilities``), and the demo's networks keep false alarms at
+#: logits 28-32, which float32 rounds to 1 and a sweep to 1 - 1e-7 cannot reach below. Not rounded
+#: (8 decimals would make them 1). The demo's curve uses it; the default stays ``CURVE_THRESHOLDS``.
+CURVE_THRESHOLDS_DEEP = np.concatenate([CURVE_THRESHOLDS, 1.0 - 10.0 ** -np.arange(8, 16)])
 
 
 def check_choice(kind: str, value: str, valid: _Seq[str]) -> str:

@@ -29,7 +29,8 @@ TASKS = ("segment", "detect")
 class Prediction:
     """What ``predict`` returns for a batch of B clips.
 
-    ``scores``: probabilities ``(B, 1, H, W)`` in [0, 1], or None (box-only methods).
+    ``scores``: probabilities ``(B, 1, H, W)`` in [0, 1], or None (box-only methods); networks give
+    them in float64 (:func:`probabilities`).
     ``boxes``: B tensors ``(N, 6)`` = edge box ``x1, y1, x2, y2``, score, class in input pixels, or
     None (mask-only methods; targets then come from the score map's components).
     """
@@ -40,6 +41,18 @@ class Prediction:
     def __post_init__(self) -> None:
         if self.scores is None and self.boxes is None:
             raise ValueError("Prediction needs scores, boxes or both")
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """``sigmoid(logits)`` computed in float64: a network's score map.
+
+    Why float64: float32's sigmoid is exactly 1 for every logit above about 16.6 (its spacing below 1
+    is 6e-8), so a trained network's strongest false alarms and its targets tie at p = 1 and no
+    threshold separates them: the Pd-Fa curve never reached Fa = 1e-5 (the demo's `–`). In float64
+    they stay apart up to a logit of about 36.7; at any threshold a float32 sigmoid resolves, the
+    binary maps are the same.
+    """
+    return torch.sigmoid(logits.double())
 
 
 class Method(nn.Module):
@@ -103,7 +116,7 @@ class Method(nn.Module):
 
     def export_forward(self, clip: torch.Tensor) -> Any:
         """What an ONNX export computes, tensors named by ``export_outputs``; default: the score map."""
-        return self.predict(clip).scores
+        return self.predict(clip).scores.float()  # ONNX graphs stay float32 end to end
 
     def export_card(self) -> dict[str, Any]:
         """Extra model-card entries of an export, and ``fixed_size: True`` when H, W cannot be dynamic."""
@@ -155,7 +168,7 @@ class SegmentMethod(Method):
         was_training = self.training
         self.eval()
         try:
-            return Prediction(scores=torch.sigmoid(self.final_logits(self(clip)).float()))
+            return Prediction(scores=probabilities(self.final_logits(self(clip))))
         finally:
             self.train(was_training)
 

@@ -345,11 +345,11 @@ class DTUMNet(SegmentMethod):
 
     def predict_from_features(self, feats: Sequence[torch.Tensor]):  # noqa: ANN201
         """``num_frames`` outputs of :meth:`encode_frame`, oldest first -> ``Prediction`` of the last."""
-        from mirstd.models.base import Prediction
+        from mirstd.models.base import Prediction, probabilities
 
         if len(feats) != self.num_frames:
             raise ValueError(f"DTUMNet: {len(feats)} frames of features, num_frames={self.num_frames}")
-        return Prediction(scores=torch.sigmoid(self.dtum(torch.stack(list(feats), dim=2)).float()))
+        return Prediction(scores=probabilities(self.dtum(torch.stack(list(feats), dim=2))))
 
 
 @register_model("dtum")

@@ -950,7 +950,7 @@ class PSTFNet(SegmentMethod):
     def predict_from_features(self, feats: Sequence[list[torch.Tensor]]):  # noqa: ANN201
         """``num_frames`` outputs of :meth:`encode_frame`, oldest first -> ``Prediction`` of the last
         frame, equal to ``predict`` on the clip of those frames."""
-        from mirstd.models.base import Prediction
+        from mirstd.models.base import Prediction, probabilities
 
         if len(feats) != self.num_frames:
             raise ValueError(f"PSTFNet: {len(feats)} frames of features, num_frames={self.num_frames}")
@@ -974,7 +974,7 @@ class PSTFNet(SegmentMethod):
             cur = (lambda f: f[:, -1]) if self.fast else (lambda f: f[:, :, -1])
             p = [self.ptam[str(i)](f) if str(i) in self.ptam else cur(f) for i, f in enumerate(levels)]
         y = self.msfm(p) if self.msfm is not None else p
-        return Prediction(scores=torch.sigmoid(self.decoder(y).float()))
+        return Prediction(scores=probabilities(self.decoder(y)))
 
 
 @register_model("pstfnet")

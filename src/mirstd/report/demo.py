@@ -28,6 +28,7 @@ from mirstd.engine.trainer import train
 from mirstd.infer.evaluate import eval_dataset_for, run_evaluation
 from mirstd.metrics import Evaluator
 from mirstd.metrics.report import pdfa_curve, plot_curves
+from mirstd.metrics.seg import CURVE_THRESHOLDS_DEEP
 from mirstd.models.checkpoint import model_from_checkpoint
 from mirstd.models.registry import create
 from mirstd.report import bench
@@ -79,6 +80,12 @@ METHODS: dict[str, dict[str, Any]] = {
             "model_args": {"grid_size": 4},
             "steps": 700,
             "val_every": 350,
+            # SoftIoU + BCE: the fresh MSFM gates replace the features ResUNet's decoder was trained
+            # on, so PSTFNet starts at logits of about -11 everywhere, where SoftIoU's gradient
+            # vanishes (sigmoid' ~ 2e-5). With SoftIoU alone it never left that state with
+            # ATEN_CPU_CAPABILITY=avx2 (val IoU 0 at steps 100-700, also at lr 5e-4); BCE's gradient
+            # on a target pixel is ~1 and it learned with avx2, default and AVX-512 kernels.
+            "loss": "softiou_bce",
             "loss_args": BATCH_SOFTIOU,
         },
     },
@@ -184,7 +191,9 @@ def train_method(
 def _evaluator() -> Any:
     # coco: mask models' score maps become scored boxes (and GT boxes come from the GT masks), so box
     # and mask models share the AP50 column.
-    return Evaluator(protocols=["iou", "pdfa_centroid", "pdfa_shooting", "roc_pixel", "pdfa_curve", "coco"])
+    # The Pd-Fa curve runs to 1 - 1e-15: the networks' false alarms sit at logits 28-32 (float64 scores).
+    protocols = ["iou", "pdfa_centroid", "pdfa_shooting", "roc_pixel", "pdfa_curve", "coco"]
+    return Evaluator(protocols=protocols, curve_thresholds=CURVE_THRESHOLDS_DEEP)
 
 
 def score(
@@ -294,7 +303,8 @@ CONVENTIONS = (
     "Conventions: IoU accumulated over the split; Pd/Fa `centroid:basicirstd` (8-connected components, "
     "centroid distance < 3 px, Fa = unmatched component pixels / all pixels) at probability > 0.5; "
     "mSCR groups by `scr_clean` (low ⇔ mSCR < 3); `Pd@Fa=1e-5` read off each group's centroid Pd–Fa "
-    "curve (threshold sweep up to 1 - 1e-7) — the matched-false-alarm comparison; `–`: no threshold of "
+    "curve (threshold sweep up to 1 - 1e-15, on float64 network scores) — the matched-false-alarm "
+    "comparison; `–`: no threshold of "
     "the sweep brings Fa down to 1e-5. "
     "`≈`: box model scored with its boxes filled as masks (approximate). AP50: COCO AP at IoU 0.5 "
     "(faster-coco-eval, 101-point), GT boxes from the 8-connected GT mask components, mask models' "
