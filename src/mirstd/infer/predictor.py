@@ -117,7 +117,8 @@ def _to_float32(out: Any) -> Any:
 def bf16_forward(model: torch.nn.Module, device_type: str) -> Iterator[None]:
     """While active, ``model(...)`` (its top-level forward) runs under bf16 autocast and returns
     float32 tensors: what ``predict`` does after the network (sigmoid, box decoding, NMS) runs in
-    float32 or wider (a mask network's sigmoid in float64, ``mirstd.models.base.probabilities``). Hooks are removed on exit; the model is otherwise untouched."""
+    float32 or wider (a mask network's sigmoid in float64, ``mirstd.models.base.probabilities``).
+    Hooks are removed on exit; the model is otherwise untouched."""
     open_: list[Any] = []
 
     def enter(_mod: Any, _args: Any) -> None:
