@@ -70,7 +70,7 @@ def test_stlcf_spatial_term_matches_port_loops():
 # ----------------------------------------------------------------------------- model wrapper
 
 
-EXPECTED_FRAMES = {"stlcf": 5, "stt": 3, "asttv_ntla": 3, "wsnm_stipt": 4, "imnn_lwec": 3}
+EXPECTED_FRAMES = {"stlcf": 5, "stt": 3, "asttv_ntla": 3, "wsnm_stipt": 4, "imnn_lwec": 3, "mctd": 21}
 
 
 def test_every_classical_method_is_a_valid_model_with_its_frame_count():
@@ -85,6 +85,7 @@ def test_every_classical_method_is_a_valid_model_with_its_frame_count():
         assert m.num_frames == EXPECTED_FRAMES.get(name, 1), name
     assert create("stt", L=5).num_frames == 5
     assert create("stlcf", Nt=6).num_frames == 7
+    assert create("mctd", offsets=(4, 8, 12)).num_frames == 13
     with pytest.raises(ValueError, match="patch_size"):
         create("ipi", patch_sise=30)
 

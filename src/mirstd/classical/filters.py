@@ -110,6 +110,7 @@ THRESHOLD_RULE = "mean_k_std"
 
 from mirstd.classical.local import stlcf, wslcm  # noqa: E402
 from mirstd.classical.lowrank import asttv_ntla, imnn_lwec, ipi, pstnn, ript, stt, wsnm_stipt  # noqa: E402
+from mirstd.classical.temporal import mctd  # noqa: E402
 
 SINGLE_FRAME = {
     "tophat": top_hat,
@@ -127,4 +128,5 @@ MULTI_FRAME = {
     "asttv_ntla": asttv_ntla,
     "wsnm_stipt": wsnm_stipt,
     "imnn_lwec": imnn_lwec,
+    "mctd": mctd,
 }

@@ -4,6 +4,8 @@ Frame counts: a multi-frame function may declare ``fn.num_frames`` — an int, o
 effective keyword values (e.g. ``lambda kw: kw["L"]``) — so ``num_frames`` is what the method really
 consumes; without a declaration a multi-frame method gets 5 frames. A clip longer than that is cut
 to its last ``num_frames`` frames (the key frame is the last); a shorter one is a ValueError.
+A function whose score is already calibrated across frames may declare ``fn.probability`` (score map
+to probabilities); it replaces the ``mean_k_std`` rule, and ``k`` is then unused.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ class ClassicalDetector(Method):
 
     The grey value is the channel mean; single-frame methods see the key (last) frame, multi-frame
     methods the whole stack. Scores are ``saliency_to_probability(S, k)``, so ``p > 0.5`` is the
-    usual ``S > mu + k·sigma`` rule and sweeps rank pixels by S.
+    usual ``S > mu + k·sigma`` rule and sweeps rank pixels by S; a function with its own
+    ``fn.probability`` (MCTD) is mapped by that instead.
     """
 
     task = "segment"
@@ -52,7 +55,8 @@ class ClassicalDetector(Method):
             sal = self.fn(grey[-self.num_frames :], **self.params)
         else:
             sal = self.fn(grey[-1], **self.params)
-        return saliency_to_probability(sal, self.k)
+        calibrated = getattr(self.fn, "probability", None)
+        return calibrated(sal) if calibrated is not None else saliency_to_probability(sal, self.k)
 
     def saliency(self, clip: torch.Tensor) -> np.ndarray:
         """Raw saliency maps (B, H, W) on the 8-bit grey scale (for SCR gain / BSF / CG)."""
