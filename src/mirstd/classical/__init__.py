@@ -5,7 +5,8 @@ interface as the networks, so evaluation and prediction treat them alike. Single
 Max-Median, LCM, MPCM, WSLCM (``local``), IPI, PSTNN, RIPT (``lowrank``); multi-frame: STLCF, STT,
 ASTTV-NTLA, WSNM-STIPT, IMNN-LWEC, and mirstd's own motion-compensated temporal difference MCTD
 (``temporal``). Score maps become probabilities by the ``mean_k_std`` rule
-(:func:`saliency_to_probability`). See ``docs/classical.md``.
+(:func:`saliency_to_probability`), MCTD's by its own logistic (``mctd_probability``). See
+``docs/classical.md``.
 """
 
 from mirstd.classical.filters import (
