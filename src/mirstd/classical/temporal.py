@@ -17,24 +17,32 @@ def global_shift(reference: np.ndarray, moving: np.ndarray) -> tuple[float, floa
     """Sub-pixel translation ``(dx, dy)`` of ``moving`` relative to ``reference`` by phase
     correlation (Kuglin & Hines 1975) with a Hann window: the peak of
     ``IFFT(F_r · conj(F_m) / |F_r · conj(F_m)|)``, refined by OpenCV's weighted centroid.
-    ``moving`` sampled at ``(x - dx, y - dy)`` lies on ``reference``."""
+    ``moving`` sampled at ``(x - dx, y - dy)`` lies on ``reference``. A flat image has no shift to
+    find: ``(0, 0)`` (OpenCV would report half the frame for two zero frames, e.g. zero padding)."""
     ref = np.ascontiguousarray(reference, dtype=np.float64)
     mov = np.ascontiguousarray(moving, dtype=np.float64)
+    if np.ptp(ref) == 0 or np.ptp(mov) == 0:
+        return 0.0, 0.0
     window = cv2.createHanningWindow(ref.shape[::-1], cv2.CV_64F)
     (dx, dy), _ = cv2.phaseCorrelate(ref, mov, window)
     return float(dx), float(dy)
 
 
+def shift_image(image: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` sampled at ``(x - dx, y - dy)`` (bilinear, float64; borders reflected), and the mask
+    of pixels whose source lies inside ``image`` (False where the warp reads past its border)."""
+    h, w = image.shape[:2]
+    m = np.array([[1.0, 0.0, -dx], [0.0, 1.0, -dy]])
+    img = np.ascontiguousarray(image, dtype=np.float64)
+    warped = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    inside = cv2.warpAffine(np.ones((h, w)), m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    return warped, inside > 1.0 - 1e-6
+
+
 def register_to(reference: np.ndarray, moving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``moving`` warped onto ``reference`` by :func:`global_shift` (bilinear), and the mask of
     pixels whose source lies inside ``moving`` (False where the warp reads past its border)."""
-    dx, dy = global_shift(reference, moving)
-    h, w = reference.shape
-    m = np.array([[1.0, 0.0, -dx], [0.0, 1.0, -dy]])
-    mov = np.ascontiguousarray(moving, dtype=np.float64)
-    warped = cv2.warpAffine(mov, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    inside = cv2.warpAffine(np.ones((h, w)), m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
-    return warped, inside > 1.0 - 1e-6
+    return shift_image(moving, *global_shift(reference, moving))
 
 
 def mctd(

@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mirstd.models.align import clip_span, sparse_registered_clip
 from mirstd.models.base import SegmentMethod
 from mirstd.models.fuse import eval_bn_folded
 from mirstd.models.registry import register_model
@@ -765,6 +766,11 @@ class PSTFNet(SegmentMethod):
         head_prior: prior probability of the decoder's 1x1 logit head (``resunet.init_head_prior``;
             default ``None``, PyTorch's default init as the lab code; 0.01
             for ``loss=bce`` / ``focal``).
+        frame_step: the network's T frames are every ``frame_step``-th of the input clip, which then
+            has ``num_frames = (T - 1) * frame_step + 1`` frames (``mirstd.models.align``); 1 = the
+            paper's consecutive frames.
+        align: register every frame onto the key frame (global translation, phase correlation)
+            before the encoder: for a moving camera. Not exportable to ONNX; no cached streaming.
     """
 
     task = "segment"
@@ -790,12 +796,17 @@ class PSTFNet(SegmentMethod):
         mean: float | Sequence[float] = 0.359,
         std: float | Sequence[float] = 0.15,
         head_prior: float | None = None,  # resunet.HEAD_PRIOR explains why not 0.01
+        frame_step: int = 1,
+        align: bool = False,
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
         self._check_args(num_frames, channels, msfm_grid, token_mixer, reshape_mode, ptam_levels)
+        if int(frame_step) < 1:
+            raise ValueError(f"PSTFNet: frame_step must be >= 1, got {frame_step}")
         self.in_channels = in_channels
-        self.num_frames = num_frames
+        self.frame_step, self.align = int(frame_step), bool(align)
+        self.num_frames = clip_span(num_frames, self.frame_step)  # what a caller's clip must hold
         self.size_divisor = 2 ** (len(channels) - 1)
         self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.msfm_grid = msfm_grid
@@ -880,11 +891,18 @@ class PSTFNet(SegmentMethod):
             raise ValueError(
                 f"PSTFNet(msfm_grid='proportional'): input {tuple(clip.shape[-2:])} != img_size {self.img_size}"
             )
+        clip = sparse_registered_clip(clip, self.frame_step, self.align)
         feats = self._encode(self.norm(clip))
         cur = (lambda f: f[:, -1]) if self.fast else (lambda f: f[:, :, -1])
         p = [self.ptam[str(i)](f) if str(i) in self.ptam else cur(f) for i, f in enumerate(feats)]
         y = self.msfm(p) if self.msfm is not None else p
         return self.decoder(y)
+
+    @property
+    def streamable(self) -> bool:
+        """Cached streaming needs each frame's features to be the same in every clip: not so when
+        frames are registered onto each clip's own key frame, nor (yet) with a frame step."""
+        return self.frame_step == 1 and not self.align and super().streamable
 
     # ------------------------------------------------------------------------------------------
     # Streaming (mirstd.infer.stream): per-frame encoder features are cached, eval mode only
@@ -945,6 +963,11 @@ class PSTFNet(SegmentMethod):
 
     def export_card(self) -> dict[str, object]:
         """ONNX export: the proportional MSFM grid (paper mode) fixes H, W to ``img_size``."""
+        if self.align:
+            raise ValueError(
+                "PSTFNet(align=True) registers its frames with OpenCV before the network, which an "
+                "ONNX graph cannot hold; export a model with align=False"
+            )
         return {"fixed_size": self.msfm_grid == "proportional"}
 
     def predict_from_features(self, feats: Sequence[list[torch.Tensor]]):  # noqa: ANN201
