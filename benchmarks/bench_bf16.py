@@ -216,6 +216,7 @@ def main() -> None:
         t = int(model.num_frames or 1)
         clips = []
         for frames in seqs:
+            frames = [frames[0]] * max(0, t - len(frames)) + list(frames)  # pad=repeat, as predict
             x = torch.from_numpy(np.stack(frames[-t:]))[None, None].expand(1, model.in_channels, -1, -1, -1)
             clips.append(x.contiguous())
         row.update(compare_clip(model, clips, a.iters))

@@ -93,3 +93,26 @@ def test_aligned_pstfnet_registers_then_runs_and_declares_what_it_cannot_do():
     loss = aligned.train().loss(aligned(clip), {"mask": torch.zeros(1, 1, 64, 64).double()})
     loss["loss"].backward()  # trains: the registration is input preprocessing, gradients reach the net
     assert all(p.grad is not None for p in aligned.encoder.parameters() if p.requires_grad)
+
+
+def test_register_clip_ignores_bottom_right_zero_padding():
+    clip = _panning(frames=5)[:, :, :, :58, :60]  # callers pad to size_divisor with zeros
+    padded = torch.nn.functional.pad(clip, (0, 4, 0, 6))
+    reg = register_clip(padded)
+    assert torch.equal(reg[..., :58, :60], register_clip(clip))  # as if there were no padding
+    assert not reg[..., 58:, :].any() and not reg[..., 60:].any()  # the padding stays zero
+
+
+def test_aligned_pstfnet_refuses_cached_streaming_and_export_before_writing(tmp_path):
+    from mirstd.infer.export import export_onnx
+
+    aligned = create("pstfnet", frame_step=2, align=True, **SMALL).eval()
+    frame = torch.rand(1, 3, 32, 32)
+    with pytest.raises(NotImplementedError, match="no per-frame features"):
+        aligned.encode_frame(frame)
+    with pytest.raises(NotImplementedError, match="no per-frame features"):
+        aligned.predict_from_features([[frame]] * aligned.num_frames)
+    out = tmp_path / "sub" / "model.onnx"
+    with pytest.raises(ValueError, match="ONNX"):
+        export_onnx(aligned, out, imgsz=32)
+    assert not (tmp_path / "sub").exists()  # refused before anything was written

@@ -71,8 +71,9 @@ def mctd(
     The offsets must exceed the target's size over its speed relative to the ground: airground-real's
     aircraft move 0.2-1.5 px per frame against the registered background, so 10 and 20 frames (the
     clip is 21 frames). At a sequence start the clip's history is padded (``pad=repeat``: the first
-    frame), so the first few frames of a slow target score low. Chosen on airground-real's train and
-    val sequences (``docs/real-data.md``).
+    frame), so the first few frames of a slow target score low; with ``pad=zeros`` a padded frame is
+    flat, registers at (0, 0) and leaves the key frame's own contrast as the score. Chosen on
+    airground-real's train and val sequences (``docs/real-data.md``).
     """
     offsets = tuple(int(o) for o in offsets)
     if not offsets or min(offsets) < 1:

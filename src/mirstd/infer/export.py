@@ -162,11 +162,11 @@ def export_onnx(
     div = int(model.size_divisor)
     if h % div or w % div:
         raise ValueError(f"imgsz {h}x{w} must be multiples of the model's size_divisor={div}")
+    extra = dict(model.export_card())  # raises for models no graph can hold, before anything is written
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     graph = _Graph(model).eval()
     x = _example(model, (h, w), t, batch=2)
-    extra = dict(model.export_card())
     fixed_size = bool(extra.pop("fixed_size", False))
     attempts: list[tuple[str, dict[int, Any] | None]] = []
     if dynamic:

@@ -25,23 +25,38 @@ def clip_span(num_frames: int, step: int) -> int:
     return (int(num_frames) - 1) * int(step) + 1
 
 
+def _valid_extent(frames: np.ndarray) -> tuple[int, int]:
+    """Rows and columns of ``frames (..., H, W)`` before the bottom / right zero padding that callers
+    add up to the model's ``size_divisor`` (all-zero in every frame): a static zero stripe would pull
+    the registration towards no shift and be warped into the picture as a moving edge."""
+    rows = np.flatnonzero(np.any(frames != 0, axis=tuple(range(frames.ndim - 2)) + (frames.ndim - 1,)))
+    cols = np.flatnonzero(np.any(frames != 0, axis=tuple(range(frames.ndim - 1))))
+    h, w = frames.shape[-2:]
+    return (int(rows[-1]) + 1 if rows.size else h), (int(cols[-1]) + 1 if cols.size else w)
+
+
 @torch.no_grad()
 def register_clip(clip: torch.Tensor) -> torch.Tensor:
     """Every frame of ``clip (B, C, T, H, W)`` warped onto the last one by the global translation
     that phase correlation finds between their first channels (bilinear). Where a warp reads past
     its frame, the key frame's own pixel is used: no motion is shown there rather than a reflected
-    edge, which would look like a moving target."""
+    edge, which would look like a moving target. Bottom / right zero padding is left as it is and
+    neither registered nor read."""
     if clip.shape[2] < 2:
         return clip
     arr = clip.detach().to("cpu", torch.float64).numpy()
     out = arr.copy()
     for b in range(arr.shape[0]):
-        key = arr[b, 0, -1]
-        for t in range(arr.shape[2] - 1):
-            dx, dy = global_shift(key, arr[b, 0, t])
-            for c in range(arr.shape[1]):
-                warped, inside = shift_image(arr[b, c, t], dx, dy)
-                out[b, c, t] = np.where(inside, warped, arr[b, c, -1])
+        h, w = _valid_extent(arr[b])
+        seq = arr[b, :, :, :h, :w]
+        grey = all(np.array_equal(seq[c], seq[0]) for c in range(1, seq.shape[0]))  # replicated grey
+        for t in range(seq.shape[1] - 1):
+            dx, dy = global_shift(seq[0, -1], seq[0, t])
+            for c in range(1 if grey else seq.shape[0]):
+                warped, inside = shift_image(seq[c, t], dx, dy)
+                out[b, c, t, :h, :w] = np.where(inside, warped, seq[c, -1])
+            if grey:
+                out[b, 1:, t] = out[b, 0, t]
     return torch.from_numpy(out).to(device=clip.device, dtype=clip.dtype)
 
 

@@ -916,6 +916,7 @@ class PSTFNet(SegmentMethod):
         taps of this frame, so :meth:`predict_from_features` never re-runs a head on older frames."""
         if self.training:
             raise RuntimeError("PSTFNet.encode_frame is for eval mode (training BN mixes the batch)")
+        self._check_streamable()
         maps = self._encode_frame_maps(self.norm(frame.unsqueeze(2))[:, :, 0])
         if not self._stream_exact():
             return maps
@@ -939,6 +940,13 @@ class PSTFNet(SegmentMethod):
                 for (n, h), y in zip(heads.items(), ys, strict=True)
             }
         return FrameFeatures(maps, taps)
+
+    def _check_streamable(self) -> None:
+        if self.frame_step != 1 or self.align:
+            raise NotImplementedError(
+                f"PSTFNet(frame_step={self.frame_step}, align={self.align}) has no per-frame features to "
+                "cache: predict the whole clip"
+            )
 
     def _stream_exact(self) -> bool:
         """The cached-tap stream path applies: fast PTAM, eval mode, running statistics in every PTAM
@@ -975,6 +983,7 @@ class PSTFNet(SegmentMethod):
         frame, equal to ``predict`` on the clip of those frames."""
         from mirstd.models.base import Prediction, probabilities
 
+        self._check_streamable()
         if len(feats) != self.num_frames:
             raise ValueError(f"PSTFNet: {len(feats)} frames of features, num_frames={self.num_frames}")
         dim = 1 if self.fast else 2
