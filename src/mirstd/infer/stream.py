@@ -9,8 +9,9 @@ with ``predict_from_features([encode_frame(clip[:, :, t]) for t]) == predict(cli
 rounding). :class:`Stream` keeps the last ``T-1`` frames' features, so a new frame costs one encoder
 pass plus the temporal part, not ``T`` encoder passes. What is cached per model:
 
-- ``pstfnet`` (``frame_step=1, align=False``, the paper's input; a registered clip depends on its key
-  frame, so the shipped aligned PSTFNet re-runs the clip): the four per-frame encoder maps and, per PTAM level, the head Conv3d's temporal taps
+- ``pstfnet`` (``frame_step=1, align=False``, the paper's input; a registered clip depends on its
+  key frame, so the shipped aligned PSTFNet re-runs the clip): the four per-frame encoder maps and,
+  per PTAM level, the head Conv3d's temporal taps
   of each frame (``FrameFeatures``), so no head re-runs on older frames; the M3D branches compute
   only the window positions the last output reads, the P2D accumulation (kernels indexed by
   relative frame position), MSFM and the decoder run per frame — they see the current frame's

@@ -902,7 +902,12 @@ class PSTFNet(SegmentMethod):
     def streamable(self) -> bool:
         """Cached streaming needs each frame's features to be the same in every clip: not so when
         frames are registered onto each clip's own key frame, nor (yet) with a frame step."""
-        return self.frame_step == 1 and not self.align and super().streamable
+        return self._frames_independent and super().streamable
+
+    @property
+    def _frames_independent(self) -> bool:
+        """Each frame's features are the same in every clip it is part of (consecutive, unregistered)."""
+        return self.frame_step == 1 and not self.align
 
     # ------------------------------------------------------------------------------------------
     # Streaming (mirstd.infer.stream): per-frame encoder features are cached, eval mode only
@@ -942,7 +947,7 @@ class PSTFNet(SegmentMethod):
         return FrameFeatures(maps, taps)
 
     def _check_streamable(self) -> None:
-        if self.frame_step != 1 or self.align:
+        if not self._frames_independent:
             raise NotImplementedError(
                 f"PSTFNet(frame_step={self.frame_step}, align={self.align}) has no per-frame features to "
                 "cache: predict the whole clip"
