@@ -67,7 +67,9 @@ CURVE_THRESHOLDS = np.round(
 #: Above 0.9 it steps in quarter decades of 1 - p (logit steps of ~0.58): with whole decades (logit
 #: steps of 2.3) Pd@Fa=1e-5 was read by interpolating across one wide gap, and on the demo's val split
 #: one PSTFNet's mSCR >= 3 cell read 93.3 % where the quarter-decade sweep measures 100 %.
-CURVE_THRESHOLDS_DEEP = np.unique(np.concatenate([CURVE_THRESHOLDS, 1.0 - 10.0 ** -np.arange(1.0, 15.01, 0.25)]))
+CURVE_THRESHOLDS_DEEP = np.unique(
+    np.concatenate([CURVE_THRESHOLDS, 1.0 - 10.0 ** -np.arange(1.0, 15.01, 0.25)])
+)
 
 
 def check_choice(kind: str, value: str, valid: _Seq[str]) -> str:
