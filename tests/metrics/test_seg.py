@@ -245,3 +245,14 @@ def test_deep_curve_reads_pd_where_float32_would_tie_at_one():
         c = ev.curves()["pdfa[centroid]"]
         got[name] = c["fa"][c["pd"] == 1.0].min()
     assert got["default"] == pytest.approx(4 / 1024) and got["deep"] == 0.0
+
+
+def test_deep_curve_steps_at_most_a_quarter_decade_near_one():
+    # Pd@Fa is interpolated between neighbouring thresholds: above p = 0.9 no gap may exceed a
+    # quarter decade of 1 - p (logit ~0.58), or a 1e-5 reading is a guess across a wide gap.
+    top = CURVE_THRESHOLDS_DEEP[CURVE_THRESHOLDS_DEEP >= 0.9]
+    decades = -np.log10(1.0 - top)
+    assert decades[0] == pytest.approx(1.0) and decades[-1] == pytest.approx(15.0, abs=0.01)
+    # + 0.02: near 1 - 1e-15, 1 - p is a multiple of float64's 1.1e-16 spacing (measured max gap 0.26)
+    assert np.diff(decades).max() <= 0.25 + 0.02
+    assert set(CURVE_THRESHOLDS) <= set(CURVE_THRESHOLDS_DEEP)  # the default sweep's points are kept
